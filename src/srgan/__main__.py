@@ -1,0 +1,3 @@
+from srgan.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""`srgan serve` (being written)."""
+
+
+def register(subparsers) -> None:
+    subparsers.add_parser("serve", help="(not yet available)")

@@ -1,0 +1,17 @@
+import pytest
+
+from srgan.fileutil import atomic_write, atomic_write_bytes
+
+
+def test_atomic_write_replaces_target_only_when_complete(tmp_path):
+    target = tmp_path / "out" / "result.bin"
+    atomic_write_bytes(target, b"first")
+    assert target.read_bytes() == b"first"
+
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as temp_path:
+            temp_path.write_bytes(b"half")
+            raise RuntimeError("crash mid-write")
+
+    assert target.read_bytes() == b"first"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["result.bin"]
