@@ -1,0 +1,104 @@
+"""RRDBNet, the ESRGAN generator (Wang et al., ECCVW 2018, arXiv:1809.00219).
+
+SRResNet's topology with every BatchNorm removed and each residual block replaced by a
+Residual-in-Residual Dense Block (three 5-conv dense blocks). Residual branches are scaled by 0.2
+and the dense-block convs start from MSRA init x 0.1, the paper's two stabilisers. Upsampling is
+nearest x2 + conv, twice. With 23 blocks, 64 features and growth 32 it has 16,697,987 parameters
+at x4.
+
+Parameter names are BasicSR's (`conv_first`, `body.N.rdb1.conv1`, `conv_body`, `conv_up1`,
+`conv_up2`, `conv_hr`, `conv_last`) so ESRGAN / Real-ESRGAN / BasicSR state dicts load with
+`strict=True`. Scales 2 and 1 work as in Real-ESRGAN's x2 model: the input is pixel-unshuffled
+first (channels x4 or x16), then the same x4 trunk runs, so H and W must be divisible by 2 or 4.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srgan.errors import SrganError
+
+RESIDUAL_SCALE = 0.2
+
+# scale -> pixel-unshuffle factor that turns the x4 trunk into that scale
+_UNSHUFFLE_FACTOR = {4: 1, 2: 2, 1: 4}
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five densely connected 3x3 convs; conv k sees the input and the outputs of convs 1..k-1."""
+
+    def __init__(self, num_features: int = 64, growth_channels: int = 32):
+        super().__init__()
+        for index in range(1, 6):
+            in_ch = num_features + (index - 1) * growth_channels
+            out_ch = num_features if index == 5 else growth_channels
+            setattr(self, f"conv{index}", nn.Conv2d(in_ch, out_ch, 3, padding=1))
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+        self._init_weights()
+
+    @torch.no_grad()
+    def _init_weights(self) -> None:
+        for index in range(1, 6):
+            conv = getattr(self, f"conv{index}")
+            nn.init.kaiming_normal_(conv.weight)
+            conv.weight.mul_(0.1)
+            conv.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for index in range(1, 5):
+            conv = getattr(self, f"conv{index}")
+            features.append(self.lrelu(conv(torch.cat(features, dim=1))))
+        return x + RESIDUAL_SCALE * self.conv5(torch.cat(features, dim=1))
+
+
+class RRDB(nn.Module):
+    """Residual-in-Residual Dense Block: three dense blocks in a chain, with a scaled outer skip."""
+
+    def __init__(self, num_features: int = 64, growth_channels: int = 32):
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(num_features, growth_channels)
+        self.rdb2 = ResidualDenseBlock(num_features, growth_channels)
+        self.rdb3 = ResidualDenseBlock(num_features, growth_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + RESIDUAL_SCALE * self.rdb3(self.rdb2(self.rdb1(x)))
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN generator: (N, in_channels, H, W) -> (N, out_channels, H*scale, W*scale)."""
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        num_features: int = 64,
+        num_blocks: int = 23,
+        growth_channels: int = 32,
+        scale: int = 4,
+    ):
+        super().__init__()
+        if scale not in _UNSHUFFLE_FACTOR:
+            raise SrganError(f"rrdbnet: scale {scale} is not supported; use 4, 2 or 1")
+        self.scale = scale
+        self.unshuffle_factor = _UNSHUFFLE_FACTOR[scale]
+        trunk_in = in_channels * self.unshuffle_factor**2
+        self.conv_first = nn.Conv2d(trunk_in, num_features, 3, padding=1)
+        self.body = nn.Sequential(*(RRDB(num_features, growth_channels) for _ in range(num_blocks)))
+        self.conv_body = nn.Conv2d(num_features, num_features, 3, padding=1)
+        self.conv_up1 = nn.Conv2d(num_features, num_features, 3, padding=1)
+        self.conv_up2 = nn.Conv2d(num_features, num_features, 3, padding=1)
+        self.conv_hr = nn.Conv2d(num_features, num_features, 3, padding=1)
+        self.conv_last = nn.Conv2d(num_features, out_channels, 3, padding=1)
+        self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.unshuffle_factor > 1:
+            x = F.pixel_unshuffle(x, self.unshuffle_factor)
+        features = self.conv_first(x)
+        features = features + self.conv_body(self.body(features))
+        for conv_up in (self.conv_up1, self.conv_up2):
+            features = self.lrelu(conv_up(F.interpolate(features, scale_factor=2.0, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(features)))

@@ -1,0 +1,53 @@
+"""SRVGGNetCompact, Real-ESRGAN's small plain-conv model (used by realesr-animevideov3 and
+realesr-general-x4v3).
+
+A VGG-style stack of 3x3 convs at LR resolution, all the work done before one PixelShuffle, and the
+nearest-upsampled input added to the result so the network only learns the residual. The layer list
+`body` is laid out exactly as Real-ESRGAN's (conv, act, conv, act, ..., conv), so `body.0.weight`,
+`body.1.weight` (PReLU), ... match its state dicts.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srgan.errors import SrganError
+
+# Real-ESRGAN's choices: PReLU per channel, LeakyReLU with slope 0.1
+_ACTIVATIONS = {
+    "prelu": lambda num_features: nn.PReLU(num_parameters=num_features),
+    "relu": lambda num_features: nn.ReLU(inplace=True),
+    "lrelu": lambda num_features: nn.LeakyReLU(0.1, inplace=True),
+}
+
+
+class SRVGGNetCompact(nn.Module):
+    """(N, in_channels, H, W) -> (N, out_channels, H*scale, W*scale); out_channels == in_channels."""
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        num_features: int = 64,
+        num_convs: int = 16,
+        scale: int = 4,
+        activation: str = "prelu",
+    ):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise SrganError(f"srvgg_compact: unknown activation {activation!r}; use one of {', '.join(_ACTIVATIONS)}")
+        if in_channels != out_channels:
+            raise SrganError("srvgg_compact: in_channels and out_channels must match (the upsampled input is added)")
+        self.scale = scale
+        make_activation = _ACTIVATIONS[activation]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, num_features, 3, padding=1), make_activation(num_features)]
+        for _ in range(num_convs):
+            layers += [nn.Conv2d(num_features, num_features, 3, padding=1), make_activation(num_features)]
+        layers.append(nn.Conv2d(num_features, out_channels * scale * scale, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+        self.upsampler = nn.PixelShuffle(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upsampler(self.body(x)) + F.interpolate(x, scale_factor=float(self.scale), mode="nearest")

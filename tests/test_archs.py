@@ -1,0 +1,213 @@
+"""Generator architectures and the registry: shapes, parameter counts, state-dict layouts, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from srgan.archs import ARCHS, PRESETS, ModelSpec, build_arch, create_model, get_spec, list_models
+from srgan.archs.rrdbnet import RRDBNet
+from srgan.archs.srresnet import SRResNet, SubpixelUpsampler
+from srgan.archs.srvgg import SRVGGNetCompact
+from srgan.errors import SrganError
+
+
+def count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# ---------------------------------------------------------------- registry
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_with_its_recorded_parameter_count(name):
+    spec = get_spec(name)
+    # the meta device skips weight initialisation, so even the 43M-parameter presets build instantly
+    with torch.device("meta"):
+        model = create_model(name)
+    assert count_params(model) == spec.num_params
+    assert model.scale == spec.scale
+    assert spec.kwargs["scale"] == spec.scale
+
+
+def test_paper_parameter_counts():
+    assert get_spec("srresnet_x4").num_params == 1_549_462
+    assert get_spec("rrdbnet_x4").num_params == 16_697_987
+
+
+def test_list_models_is_sorted_and_names_the_core_presets():
+    names = list_models()
+    assert names == sorted(names)
+    for name in ("srresnet_x2", "srresnet_x3", "srresnet_x4", "srresnet_x8", "rrdbnet_x4", "rrdbnet_6b_x4",
+                 "srvgg_compact_x4"):
+        assert name in names
+
+
+def test_unknown_preset_names_the_nearest():
+    with pytest.raises(SrganError, match="did you mean 'srresnet_x4'"):
+        create_model("srresnet-x4")
+
+
+def test_unknown_arch_names_the_nearest():
+    with pytest.raises(SrganError, match="did you mean 'rrdbnet'"):
+        build_arch("rrdbnt", {})
+
+
+def test_unknown_option_names_the_nearest():
+    with pytest.raises(SrganError, match="srresnet: unknown option 'num_block'.*did you mean 'num_blocks'"):
+        build_arch("srresnet", {"num_block": 2})
+
+
+def test_spec_is_read_only_and_build_applies_overrides():
+    spec = get_spec("srresnet_x4")
+    assert isinstance(spec, ModelSpec)
+    with pytest.raises(TypeError):
+        spec.kwargs["scale"] = 2
+    model = spec.build(num_features=8, num_blocks=1, scale=2)
+    assert model.scale == 2
+    assert len(model.body) == 1
+    assert set(ARCHS) >= {"srresnet", "rrdbnet", "srvgg_compact"}
+
+
+# ---------------------------------------------------------------- SRResNet
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_srresnet_output_shape(scale):
+    model = SRResNet(num_features=8, num_blocks=2, scale=scale).eval()
+    out = model(torch.rand(2, 3, 6, 5))
+    assert out.shape == (2, 3, 6 * scale, 5 * scale)
+
+
+def test_srresnet_rejects_unsupported_scale():
+    with pytest.raises(SrganError, match="srresnet: scale 5 is not supported"):
+        SRResNet(num_features=8, num_blocks=1, scale=5)
+
+
+@pytest.mark.parametrize(("scale", "last_factor"), [(2, 2), (3, 3), (4, 2)])
+def test_icnr_upsampler_has_no_checkerboard_at_initialisation(scale, last_factor):
+    # ICNR gives every sub-pixel of the last shuffle's blocks the same value
+    upsampler = SubpixelUpsampler(4, scale, "test")
+    out = upsampler(torch.randn(1, 4, 5, 7))
+    assert out.shape == (1, 4, 5 * scale, 7 * scale)
+    block_corners = out[..., ::last_factor, ::last_factor]
+    expected = block_corners.repeat_interleave(last_factor, dim=2).repeat_interleave(last_factor, dim=3)
+    torch.testing.assert_close(out, expected)
+
+
+# ---------------------------------------------------------------- RRDBNet
+
+BASICSR_RRDB_KEYS = [
+    "conv_first.weight",
+    "conv_first.bias",
+    "body.0.rdb1.conv1.weight",
+    "body.0.rdb1.conv5.bias",
+    "body.0.rdb3.conv5.weight",
+    "body.22.rdb2.conv3.weight",
+    "body.22.rdb3.conv5.bias",
+    "conv_body.weight",
+    "conv_up1.weight",
+    "conv_up2.bias",
+    "conv_hr.weight",
+    "conv_last.weight",
+    "conv_last.bias",
+]
+
+
+def test_rrdbnet_uses_basicsr_key_names():
+    with torch.device("meta"):
+        keys = set(RRDBNet().state_dict())
+    assert set(BASICSR_RRDB_KEYS) <= keys
+    assert "body.23.rdb1.conv1.weight" not in keys
+    assert len(keys) == 2 + 23 * 3 * 5 * 2 + 5 * 2
+
+
+def basicsr_rrdb_state_dict(in_ch, out_ch, nf, gc, num_blocks) -> dict[str, torch.Tensor]:
+    """A state dict laid out as BasicSR's RRDBNet, written from its layer formulas, not from our module."""
+    state = {}
+
+    def conv(name, cin, cout):
+        state[f"{name}.weight"] = torch.randn(cout, cin, 3, 3)
+        state[f"{name}.bias"] = torch.randn(cout)
+
+    conv("conv_first", in_ch, nf)
+    for b in range(num_blocks):
+        for r in (1, 2, 3):
+            for c in range(1, 6):
+                conv(f"body.{b}.rdb{r}.conv{c}", nf + (c - 1) * gc, nf if c == 5 else gc)
+    for name in ("conv_body", "conv_up1", "conv_up2", "conv_hr"):
+        conv(name, nf, nf)
+    conv("conv_last", nf, out_ch)
+    return state
+
+
+def test_rrdbnet_loads_basicsr_layout_strictly():
+    state = basicsr_rrdb_state_dict(3, 3, nf=8, gc=4, num_blocks=2)
+    model = RRDBNet(num_features=8, growth_channels=4, num_blocks=2)
+    model.load_state_dict(state, strict=True)
+    torch.testing.assert_close(model.body[1].rdb2.conv4.weight, state["body.1.rdb2.conv4.weight"])
+
+
+def test_rrdbnet_x2_takes_pixel_unshuffled_input_like_real_esrgan_x2plus():
+    state = basicsr_rrdb_state_dict(12, 3, nf=8, gc=4, num_blocks=1)
+    RRDBNet(num_features=8, growth_channels=4, num_blocks=1, scale=2).load_state_dict(state, strict=True)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_rrdbnet_output_shape(scale):
+    model = RRDBNet(num_features=8, growth_channels=4, num_blocks=1, scale=scale)
+    out = model(torch.rand(1, 3, 8, 12))
+    assert out.shape == (1, 3, 8 * scale, 12 * scale)
+
+
+def test_rrdbnet_rejects_unsupported_scale():
+    with pytest.raises(SrganError, match="rrdbnet: scale 3 is not supported"):
+        RRDBNet(num_features=8, growth_channels=4, num_blocks=1, scale=3)
+
+
+def test_rrdb_dense_convs_start_small():
+    # MSRA x 0.1: the dense-block convs start with a tenth of Kaiming's standard deviation
+    model = RRDBNet(num_features=32, growth_channels=32, num_blocks=1)
+    weight = model.body[0].rdb1.conv2.weight
+    kaiming_std = (2.0 / (weight.shape[1] * 9)) ** 0.5
+    assert weight.std().item() == pytest.approx(0.1 * kaiming_std, rel=0.1)
+    assert torch.count_nonzero(model.body[0].rdb1.conv2.bias) == 0
+
+
+# ---------------------------------------------------------------- SRVGGNetCompact
+
+
+def test_srvgg_compact_key_layout_matches_real_esrgan():
+    state = SRVGGNetCompact(num_features=8, num_convs=2).state_dict()
+    assert list(state) == [
+        "body.0.weight", "body.0.bias", "body.1.weight",
+        "body.2.weight", "body.2.bias", "body.3.weight",
+        "body.4.weight", "body.4.bias", "body.5.weight",
+        "body.6.weight", "body.6.bias",
+    ]
+    assert state["body.1.weight"].shape == (8,)  # PReLU, one slope per channel
+    assert state["body.6.weight"].shape == (3 * 16, 8, 3, 3)
+
+
+def test_srvgg_compact_learns_a_residual_over_nearest_upsampling():
+    model = SRVGGNetCompact(num_features=8, num_convs=1, scale=4)
+    x = torch.rand(1, 3, 5, 6)
+    out = model(x)
+    assert out.shape == (1, 3, 20, 24)
+    with torch.no_grad():
+        model.body[-1].weight.zero_()
+        model.body[-1].bias.zero_()
+    torch.testing.assert_close(model(x), F.interpolate(x, scale_factor=4, mode="nearest"))
+
+
+@pytest.mark.parametrize("activation", ["relu", "lrelu"])
+def test_srvgg_compact_activation_options_have_no_parameters(activation):
+    model = SRVGGNetCompact(num_features=8, num_convs=1, scale=2, activation=activation)
+    assert "body.1.weight" not in model.state_dict()
+    assert model(torch.rand(1, 3, 4, 4)).shape == (1, 3, 8, 8)
+
+
+def test_srvgg_compact_rejects_unknown_activation():
+    with pytest.raises(SrganError, match="unknown activation 'gelu'"):
+        SRVGGNetCompact(activation="gelu")
