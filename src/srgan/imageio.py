@@ -1,0 +1,401 @@
+"""Reading and writing images at the package's edge.
+
+Inside srgan an image is a float RGB tensor in [0, 1]; on disk it can be gray, gray+alpha, RGB, RGBA,
+palette, CMYK, 8 or 16 bits, rotated by an EXIF tag and tagged with an ICC profile. `read_image`
+turns any of these into a `LoadedImage` (pixels as stored, plus what is needed to write the result
+back the same way) and `write_image` writes pixels in the mode, bit depth, format and colour profile
+of the original. Bad files raise `SrganError` naming the file and the cause.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from srgan.errors import SrganError
+from srgan.fileutil import atomic_write
+
+# Inputs above this many pixels are refused before decoding (a 10000 x 10000 photo fits).
+DEFAULT_MAX_PIXELS = 100_000_000
+
+# Formats whose Pillow writer stores 16-bit gray ("I;16"); every other format gets 8 bits.
+_SIXTEEN_BIT_GRAY_FORMATS = {"PNG", "TIFF"}
+# Formats that cannot store an alpha channel: alpha is composited over white before writing.
+_NO_ALPHA_FORMATS = {"JPEG", "PPM"}
+# Pillow modes that are read as RGB (their colour model has no other home in the package).
+_CONVERT_TO_RGB_MODES = {"CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
+
+
+@dataclass
+class LoadedImage:
+    """An image as stored on disk, with what is needed to write a result back the same way.
+
+    `array` is (H, W, C) uint8 or uint16 with C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA).
+    """
+
+    array: np.ndarray
+    format: str | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    bit_depth: int = 8
+    path: Path | None = None
+
+    @property
+    def height(self) -> int:
+        return self.array.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.array.shape[1]
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.array.shape[2] in (2, 4)
+
+    @property
+    def is_gray(self) -> bool:
+        return self.array.shape[2] in (1, 2)
+
+    def to_tensor(self) -> torch.Tensor:
+        """The colour channels as a (3, H, W) float32 RGB tensor in [0, 1]; gray is repeated."""
+        color = self.array[..., :1] if self.is_gray else self.array[..., :3]
+        tensor = _array_to_float_tensor(color)
+        return tensor.expand(3, -1, -1).contiguous() if self.is_gray else tensor
+
+    def alpha_tensor(self) -> torch.Tensor | None:
+        """The alpha channel as a (1, H, W) float32 tensor in [0, 1], or None without alpha."""
+        if not self.has_alpha:
+            return None
+        return _array_to_float_tensor(self.array[..., -1:])
+
+
+def _array_to_float_tensor(array: np.ndarray) -> torch.Tensor:
+    peak = float(np.iinfo(array.dtype).max)
+    chw = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
+    return torch.from_numpy(chw).div_(peak)
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read and fully decode an image file; EXIF orientation applied, palette expanded.
+
+    `max_pixels` (None: no limit) refuses huge images before their pixels are decoded. Raises
+    `SrganError` naming the file for a missing, empty, truncated, unreadable or too large input.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SrganError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise SrganError(f"{path}: is a folder, not an image file; pass the image files inside it")
+    if path.stat().st_size == 0:
+        raise SrganError(f"{path}: file is empty (0 bytes); re-export or re-download the image")
+    if max_pixels and max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
+        # Our own limit is the guard; Pillow's decompression-bomb refusal must not undercut it.
+        Image.MAX_IMAGE_PIXELS = max_pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except UnidentifiedImageError:
+            raise SrganError(f"{path}: not an image file (or a format Pillow cannot read)") from None
+        except Image.DecompressionBombError as error:
+            raise SrganError(f"{path}: image too large ({error}); pass a larger --max-pixels") from None
+        except OSError as error:
+            raise SrganError(f"{path}: cannot be opened ({error})") from None
+        with image:
+            pixel_count = image.width * image.height
+            if max_pixels and pixel_count > max_pixels:
+                raise SrganError(
+                    f"{path}: image has {pixel_count:,} pixels ({image.width}x{image.height}), over the "
+                    f"limit of {max_pixels:,}; raise --max-pixels if this is intended"
+                )
+            header_bit_depth = _png_header_bit_depth(path) if image.format == "PNG" else None
+            image_format = image.format
+            try:
+                image.load()  # decode everything now so a truncated file fails here, not later
+                upright = ImageOps.exif_transpose(image)
+            except (OSError, SyntaxError, ValueError, EOFError) as error:
+                raise SrganError(f"{path}: image data is truncated or corrupt ({error})") from None
+    if header_bit_depth == 16 and upright.mode in ("RGB", "RGBA", "LA"):
+        # Pillow keeps only 8 of the 16 bits of a colour 16-bit PNG; decode those pixels ourselves.
+        array = _rotate_like_exif(_read_png16(path), image)
+    else:
+        array = pil_to_array(upright, source=path)
+    return LoadedImage(
+        array=array,
+        format=image_format,
+        icc_profile=image.info.get("icc_profile") if image.mode != "CMYK" else None,
+        exif=upright.info.get("exif"),
+        bit_depth=16 if array.dtype == np.uint16 else 8,
+        path=path,
+    )
+
+
+def pil_to_array(image: Image.Image, *, source: str | os.PathLike = "image") -> np.ndarray:
+    """Pixels of a PIL image as (H, W, C) uint8 or uint16, C in {1, 2, 3, 4}, in the package's modes."""
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        pass
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode in ("P", "PA"):
+        has_transparency = mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if has_transparency else "RGB")
+    elif mode == "La":
+        image = image.convert("LA")
+    elif mode == "RGBa":
+        image = image.convert("RGBA")
+    elif mode in _CONVERT_TO_RGB_MODES:
+        image = image.convert("RGB")
+    elif mode.startswith("I;16"):
+        return np.asarray(image).astype(np.uint16)[..., None]
+    elif mode == "I":
+        # 32-bit integer gray (some TIFF writers use it for 16-bit data): keep the 16-bit range.
+        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)[..., None]
+    else:
+        raise SrganError(f"{source}: pixel mode {mode!r} is not supported; convert it to 8- or 16-bit RGB first")
+    array = np.asarray(image)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def array_to_pil(array: np.ndarray) -> Image.Image:
+    """The inverse of `pil_to_array` for what Pillow can hold (any 8-bit layout, 16-bit gray)."""
+    if array.dtype == np.uint16 and array.shape[2] != 1:
+        raise ValueError("Pillow holds 16 bits only for gray images")
+    # Pillow infers L / LA / RGB / RGBA / I;16 from the dtype and the channel count
+    return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+
+
+def tensor_to_array(pixels: torch.Tensor, bit_depth: int = 8) -> np.ndarray:
+    """A (C, H, W) float tensor in [0, 1] as an (H, W, C) uint8 (bit_depth 8) or uint16 (16) array."""
+    return quantize(pixels.detach().to("cpu", torch.float32).permute(1, 2, 0).numpy(), bit_depth)
+
+
+def quantize(pixels: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """Float pixels in [0, 1] (clamped) as uint8 (bit_depth 8) or uint16 (16), rounded to nearest."""
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    peak = float(np.iinfo(dtype).max)
+    return np.rint(np.clip(pixels, 0.0, 1.0) * peak).astype(dtype)
+
+
+def write_image(
+    path: str | os.PathLike,
+    pixels: torch.Tensor | np.ndarray,
+    *,
+    like: LoadedImage | None = None,
+    format: str | None = None,
+) -> None:
+    """Write pixels atomically, in the mode, bit depth and ICC profile of `like` where the format allows.
+
+    `pixels` is a (C, H, W) float tensor in [0, 1] or an (H, W, C) array (uint8, uint16 or float in
+    [0, 1]), C in {1, 2, 3, 4}.
+    The format is `format`, else the extension of `path`, else that of `like`. With `like` gray, colour
+    pixels are averaged back to gray; with `like` without alpha, alpha is dropped. Formats that cannot
+    hold alpha (JPEG) get the image composited over white. 16 bits are kept for PNG (and TIFF gray);
+    other formats are written with 8 bits.
+    """
+    path = Path(path)
+    image_format = _resolve_format(path, format, like)
+    bit_depth = like.bit_depth if like is not None else _bit_depth_of(pixels)
+    if isinstance(pixels, torch.Tensor):
+        if pixels.dim() != 3:
+            raise ValueError(f"expected (C, H, W) pixels, got shape {tuple(pixels.shape)}")
+        pixels = tensor_to_array(pixels, bit_depth)
+    elif np.issubdtype(pixels.dtype, np.floating):
+        pixels = quantize(pixels, bit_depth)
+    array = _match_layout(pixels, like)
+    if array.shape[2] not in (1, 2, 3, 4) or array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"cannot write pixels of shape {array.shape} and type {array.dtype}")
+    if image_format in _NO_ALPHA_FORMATS and array.shape[2] in (2, 4):
+        array = _composite_over_white(array)
+    if array.dtype == np.uint16 and not _keeps_sixteen_bits(image_format, array.shape[2]):
+        array = np.rint(array / 257.0).astype(np.uint8)
+
+    save_options = _save_options(image_format, like)
+    with atomic_write(path) as temp_path:
+        if array.dtype == np.uint16 and array.shape[2] != 1:
+            _write_png16(temp_path, array, icc_profile=save_options.get("icc_profile"))
+        else:
+            array_to_pil(array).save(temp_path, format=image_format, **save_options)
+
+
+def _resolve_format(path: Path, format: str | None, like: LoadedImage | None) -> str:
+    if format:
+        requested = format.upper()
+        aliases = {"JPG": "JPEG", "TIF": "TIFF"}
+        return aliases.get(requested, requested)
+    by_extension = Image.registered_extensions().get(path.suffix.lower())
+    if by_extension:
+        return by_extension
+    if like is not None and like.format:
+        return like.format
+    raise SrganError(f"{path}: unknown image extension {path.suffix!r}; use .png, .jpg, .webp or .tif")
+
+
+def _bit_depth_of(pixels: torch.Tensor | np.ndarray) -> int:
+    return 16 if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint16 else 8
+
+
+def _match_layout(array: np.ndarray, like: LoadedImage | None) -> np.ndarray:
+    """Bring channels to those of `like`: gray stays gray, no alpha is invented or kept without it."""
+    if array.ndim == 2:
+        array = array[..., None]
+    if like is None:
+        return array
+    has_alpha = array.shape[2] in (2, 4)
+    color = array[..., :-1] if has_alpha else array
+    alpha = array[..., -1:] if has_alpha else None
+    if like.is_gray and color.shape[2] == 3:
+        color = np.rint(color.mean(axis=2, keepdims=True)).astype(array.dtype)
+    elif not like.is_gray and color.shape[2] == 1:
+        color = np.repeat(color, 3, axis=2)
+    if like.has_alpha and alpha is not None:
+        return np.concatenate([color, alpha], axis=2)
+    return color
+
+
+def _composite_over_white(array: np.ndarray) -> np.ndarray:
+    peak = float(np.iinfo(array.dtype).max)
+    color = array[..., :-1].astype(np.float32)
+    coverage = array[..., -1:].astype(np.float32) / peak
+    return np.rint(color * coverage + peak * (1.0 - coverage)).astype(array.dtype)
+
+
+def _keeps_sixteen_bits(image_format: str, channels: int) -> bool:
+    if channels == 1:
+        return image_format in _SIXTEEN_BIT_GRAY_FORMATS
+    return image_format == "PNG"
+
+
+def _save_options(image_format: str, like: LoadedImage | None) -> dict:
+    options: dict = {}
+    if image_format in ("JPEG", "WEBP"):
+        options["quality"] = 95
+    if like is not None and like.icc_profile and image_format in ("PNG", "JPEG", "WEBP", "TIFF"):
+        options["icc_profile"] = like.icc_profile
+    if like is not None and like.exif and image_format in ("PNG", "JPEG", "WEBP"):
+        options["exif"] = like.exif
+    return options
+
+
+# --- 16-bit colour PNG ------------------------------------------------------------------------------
+# Pillow has no 16-bit RGB mode, so these PNGs are decoded and encoded here with zlib and numpy.
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+def _png_header_bit_depth(path: Path) -> int:
+    with open(path, "rb") as handle:
+        header = handle.read(26)
+    # signature (8), IHDR length (4) and type (4), width (4), height (4), then the bit depth byte
+    return header[24] if len(header) == 26 and header.startswith(_PNG_SIGNATURE) else 8
+
+
+def _png_chunks(data: bytes, path: Path):
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        body = data[position + 8 : position + 8 + length]
+        if len(body) != length:
+            raise SrganError(f"{path}: image data is truncated or corrupt (short {kind.decode('latin-1')} chunk)")
+        yield kind, body
+        position += 12 + length
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    """Decode a non-interlaced 16-bit PNG to an (H, W, C) uint16 array."""
+    data = path.read_bytes()
+    header, compressed = None, []
+    for kind, body in _png_chunks(data, path):
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            compressed.append(body)
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    color_type, interlace = header[9], header[12]
+    if interlace:
+        raise SrganError(f"{path}: interlaced 16-bit colour PNG is not supported; save it without interlacing")
+    channels = _PNG_CHANNELS[color_type]
+    bytes_per_pixel = 2 * channels
+    try:
+        raw = zlib.decompress(b"".join(compressed))
+    except zlib.error as error:
+        raise SrganError(f"{path}: image data is truncated or corrupt ({error})") from None
+    row_bytes = 1 + width * bytes_per_pixel
+    if len(raw) < height * row_bytes:
+        raise SrganError(f"{path}: image data is truncated or corrupt (pixel data too short)")
+    rows = np.frombuffer(raw, np.uint8, count=height * row_bytes).reshape(height, row_bytes)
+    filtered = rows[:, 1:].reshape(height, width, bytes_per_pixel)
+    samples = _unfilter_png_rows(rows[:, 0], filtered)
+    return samples.reshape(height, width * bytes_per_pixel).view(">u2").reshape(height, width, channels).astype(np.uint16)
+
+
+def _unfilter_png_rows(row_filters: np.ndarray, filtered: np.ndarray) -> np.ndarray:
+    """Undo PNG's per-row filters (None, Sub, Up, Average, Paeth) on (H, W, bytes_per_pixel) bytes.
+
+    Each pixel depends on its left, upper and upper-left neighbours, so pixels on one anti-diagonal
+    (row + column constant) are independent: sweeping the diagonals vectorises the whole decode.
+    """
+    height, width, _ = filtered.shape
+    # one zero row above and one zero column to the left stand for PNG's "outside the image" bytes
+    recon = np.zeros((height + 1, width + 1, filtered.shape[2]), np.int32)
+    values = filtered.astype(np.int32)
+    row_filters = row_filters.astype(np.int32)
+    for diagonal in range(height + width - 1):
+        row = np.arange(max(0, diagonal - width + 1), min(height, diagonal + 1))
+        col = diagonal - row
+        left, up, up_left = recon[row + 1, col], recon[row, col + 1], recon[row, col]
+        estimate = left + up - up_left
+        dist_left, dist_up, dist_up_left = np.abs(estimate - left), np.abs(estimate - up), np.abs(estimate - up_left)
+        paeth = np.where(
+            (dist_left <= dist_up) & (dist_left <= dist_up_left), left, np.where(dist_up <= dist_up_left, up, up_left)
+        )
+        kind = row_filters[row][:, None]
+        predictor = np.select(
+            [kind == 1, kind == 2, kind == 3, kind == 4], [left, up, (left + up) >> 1, paeth], default=0
+        )
+        recon[row + 1, col + 1] = (values[row, col] + predictor) & 0xFF
+    return recon[1:, 1:].astype(np.uint8)
+
+
+def _write_png16(path: Path, array: np.ndarray, *, icc_profile: bytes | None = None) -> None:
+    height, width, channels = array.shape
+    color_type = {value: key for key, value in _PNG_CHANNELS.items()}[channels]
+    samples = array.astype(">u2").reshape(height, width * channels).view(np.uint8)
+    # filter type 0 on every row: simple, and zlib still compresses smooth 16-bit data well
+    raw = np.concatenate([np.zeros((height, 1), np.uint8), samples], axis=1).tobytes()
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([16, color_type, 0, 0, 0])
+    chunks = [(b"IHDR", header)]
+    if icc_profile:
+        chunks.append((b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
+    chunks += [(b"IDAT", zlib.compress(raw, 6)), (b"IEND", b"")]
+    with open(path, "wb") as handle:
+        handle.write(_PNG_SIGNATURE)
+        for kind, body in chunks:
+            handle.write(len(body).to_bytes(4, "big") + kind + body)
+            handle.write(zlib.crc32(kind + body).to_bytes(4, "big"))
+
+
+def _rotate_like_exif(array: np.ndarray, image: Image.Image) -> np.ndarray:
+    """Apply the EXIF orientation of `image` to `array` the way `ImageOps.exif_transpose` does."""
+    orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    transforms = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    transform = transforms.get(orientation)
+    return np.ascontiguousarray(transform(array)) if transform else array
