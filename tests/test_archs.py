@@ -7,9 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from srgan.archs import ARCHS, PRESETS, ModelSpec, build_arch, create_model, get_spec, list_models
+from srgan.archs.discriminator import SRGANDiscriminator
+from srgan.archs.edsr import DIV2K_RGB_MEAN, EDSR
 from srgan.archs.rrdbnet import RRDBNet
 from srgan.archs.srresnet import SRResNet, SubpixelUpsampler
 from srgan.archs.srvgg import SRVGGNetCompact
+from srgan.archs.wdrn import WDRN, WeightedConcat
 from srgan.errors import SrganError
 
 
@@ -34,13 +37,17 @@ def test_every_preset_builds_with_its_recorded_parameter_count(name):
 def test_paper_parameter_counts():
     assert get_spec("srresnet_x4").num_params == 1_549_462
     assert get_spec("rrdbnet_x4").num_params == 16_697_987
+    assert get_spec("edsr_baseline_x4").num_params == 1_517_571
+    assert get_spec("edsr_x4").num_params == 43_089_923
+    assert 1_000_000 <= get_spec("wdrn_x4").num_params <= 2_000_000
 
 
 def test_list_models_is_sorted_and_names_the_core_presets():
     names = list_models()
     assert names == sorted(names)
-    for name in ("srresnet_x2", "srresnet_x3", "srresnet_x4", "srresnet_x8", "rrdbnet_x4", "rrdbnet_6b_x4",
-                 "srvgg_compact_x4"):
+    for name in ("srresnet_x2", "srresnet_x3", "srresnet_x4", "srresnet_x8", "edsr_baseline_x2",
+                 "edsr_baseline_x3", "edsr_baseline_x4", "edsr_x2", "edsr_x3", "edsr_x4", "rrdbnet_x4",
+                 "rrdbnet_6b_x4", "srvgg_compact_x4", "wdrn_x4"):
         assert name in names
 
 
@@ -67,7 +74,8 @@ def test_spec_is_read_only_and_build_applies_overrides():
     model = spec.build(num_features=8, num_blocks=1, scale=2)
     assert model.scale == 2
     assert len(model.body) == 1
-    assert set(ARCHS) >= {"srresnet", "rrdbnet", "srvgg_compact"}
+    assert set(ARCHS) >= {"srresnet", "edsr", "rrdbnet", "srvgg_compact", "wdrn", "srgan_discriminator",
+                          "vgg_feature_discriminator"}
 
 
 # ---------------------------------------------------------------- SRResNet
@@ -211,3 +219,139 @@ def test_srvgg_compact_activation_options_have_no_parameters(activation):
 def test_srvgg_compact_rejects_unknown_activation():
     with pytest.raises(SrganError, match="unknown activation 'gelu'"):
         SRVGGNetCompact(activation="gelu")
+
+
+# ---------------------------------------------------------------- EDSR
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_edsr_output_shape(scale):
+    model = EDSR(num_features=8, num_blocks=2, scale=scale)
+    assert model(torch.rand(1, 3, 5, 7)).shape == (1, 3, 5 * scale, 7 * scale)
+
+
+def test_edsr_mean_is_a_buffer_outside_the_state_dict_like_basicsr():
+    model = EDSR(num_features=8, num_blocks=2, scale=4)
+    assert "mean" in dict(model.named_buffers())
+    assert all(name != "mean" for name, _ in model.named_parameters())
+    keys = list(model.state_dict())
+    assert keys == [
+        "conv_first.weight", "conv_first.bias",
+        "body.0.conv1.weight", "body.0.conv1.bias", "body.0.conv2.weight", "body.0.conv2.bias",
+        "body.1.conv1.weight", "body.1.conv1.bias", "body.1.conv2.weight", "body.1.conv2.bias",
+        "conv_after_body.weight", "conv_after_body.bias",
+        "upsample.0.weight", "upsample.0.bias", "upsample.2.weight", "upsample.2.bias",
+        "conv_last.weight", "conv_last.bias",
+    ]
+
+
+def test_edsr_adds_the_mean_back():
+    model = EDSR(num_features=8, num_blocks=1, scale=2)
+    with torch.no_grad():
+        model.conv_last.weight.zero_()
+        model.conv_last.bias.zero_()
+    out = model(torch.rand(1, 3, 4, 4))
+    expected = torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    torch.testing.assert_close(out, expected)
+
+
+def test_edsr_large_preset_scales_residuals():
+    with torch.device("meta"):
+        model = create_model("edsr_x4")
+    assert len(model.body) == 32
+    assert model.body[0].res_scale == 0.1
+    assert model.conv_first.out_channels == 256
+
+
+def test_edsr_rejects_mismatched_mean():
+    with pytest.raises(SrganError, match="edsr: rgb_mean has 3 values for 1 input"):
+        EDSR(in_channels=1, out_channels=1, num_features=8, num_blocks=1)
+    gray = EDSR(in_channels=1, out_channels=1, num_features=8, num_blocks=1, scale=2, rgb_mean=(0.44,))
+    assert gray(torch.rand(1, 1, 4, 4)).shape == (1, 1, 8, 8)
+
+
+# ---------------------------------------------------------------- WDRN
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_wdrn_output_shape(scale):
+    model = WDRN(num_features=8, num_blocks=2, num_layers=2, growth_channels=4, scale=scale)
+    assert model(torch.rand(1, 3, 5, 6)).shape == (1, 3, 5 * scale, 6 * scale)
+
+
+def test_weighted_concat_scales_each_map_by_its_weight():
+    concat = WeightedConcat(2)
+    with torch.no_grad():
+        concat.weight.copy_(torch.tensor([0.5, -2.0]))
+    a, b = torch.rand(1, 2, 3, 3), torch.rand(1, 3, 3, 3)
+    out = concat([a, b])
+    assert out.shape == (1, 5, 3, 3)
+    torch.testing.assert_close(out[:, :2], 0.5 * a)
+    torch.testing.assert_close(out[:, 2:], -2.0 * b)
+
+
+def test_wdrn_concat_weights_are_learned():
+    model = WDRN(num_features=8, num_blocks=2, num_layers=2, growth_channels=4, scale=2)
+    model(torch.rand(1, 3, 4, 4)).mean().backward()
+    weights = [m.weight for m in model.modules() if isinstance(m, WeightedConcat)]
+    assert len(weights) == 2 * (2 + 1) + 1  # per block: one per conv + fusion; plus the global fusion
+    assert all(w.grad is not None and torch.count_nonzero(w.grad) > 0 for w in weights)
+
+
+def test_wdrn_block_is_identity_when_its_fusion_is_zero():
+    model = WDRN(num_features=8, num_blocks=1, num_layers=2, growth_channels=4, scale=2)
+    block = model.blocks[0]
+    with torch.no_grad():
+        block.fusion.weight.zero_()
+        block.fusion.bias.zero_()
+    x = torch.rand(1, 8, 4, 4)
+    torch.testing.assert_close(block(x), x)
+
+
+# ---------------------------------------------------------------- SRGAN discriminator
+
+
+def test_srgan_discriminator_layout_and_logits():
+    model = SRGANDiscriminator(num_features=4, input_size=32)
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [4, 4, 8, 8, 16, 16, 32, 32]
+    assert [c.stride[0] for c in convs] == [1, 2, 1, 2, 1, 2, 1, 2]
+    norms = [m for m in model.features if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 7  # none after the first conv
+    out = model(torch.rand(3, 3, 32, 32))
+    assert out.shape == (3, 1)
+
+
+def test_srgan_discriminator_full_size_parameter_count():
+    # RECIPES: about 23.6 M at 96x96, 18.9 M of it in the first dense layer
+    with torch.device("meta"):
+        model = SRGANDiscriminator(input_size=96)
+    assert count_params(model) == 23_563_649
+    assert model.classifier[1].weight.numel() == 512 * 6 * 6 * 1024
+
+
+def test_srgan_discriminator_rejects_another_patch_size():
+    model = SRGANDiscriminator(num_features=4, input_size=32)
+    with pytest.raises(SrganError, match="got 48x48 patches but it was built for 32x32.*input_size=48"):
+        model(torch.rand(1, 3, 48, 48))
+
+
+def test_srgan_discriminator_any_size_variant_accepts_other_sizes():
+    model = SRGANDiscriminator(num_features=4, input_size=32, any_size=True)
+    for size in (32, 48, 80):
+        assert model(torch.rand(2, 3, size, size)).shape == (2, 1)
+    fixed = SRGANDiscriminator(num_features=4, input_size=32)
+    fixed.load_state_dict(model.state_dict(), strict=True)  # same weights either way
+
+
+def test_srgan_discriminator_input_size_must_be_a_multiple_of_16():
+    with pytest.raises(SrganError, match="input_size 100 must be a multiple of 16"):
+        SRGANDiscriminator(input_size=100)
+
+
+def test_srgan_discriminator_without_norm_for_wgan_gp():
+    model = build_arch("srgan_discriminator", {"num_features": 4, "input_size": 16, "norm": "none"})
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert all(m.bias is not None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    with pytest.raises(SrganError, match="unknown norm 'layer'"):
+        SRGANDiscriminator(norm="layer")

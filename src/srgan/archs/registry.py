@@ -17,15 +17,22 @@ from typing import Any
 
 from torch import nn
 
+from srgan.archs.discriminator import SRGANDiscriminator, VGGFeatureDiscriminator
+from srgan.archs.edsr import EDSR
 from srgan.archs.rrdbnet import RRDBNet
 from srgan.archs.srresnet import SRResNet
 from srgan.archs.srvgg import SRVGGNetCompact
+from srgan.archs.wdrn import WDRN
 from srgan.errors import SrganError
 
 ARCHS: dict[str, Callable[..., nn.Module]] = {
     "srresnet": SRResNet,
+    "edsr": EDSR,
     "rrdbnet": RRDBNet,
     "srvgg_compact": SRVGGNetCompact,
+    "wdrn": WDRN,
+    "srgan_discriminator": SRGANDiscriminator,
+    "vgg_feature_discriminator": VGGFeatureDiscriminator,
 }
 
 
@@ -96,6 +103,27 @@ def _srresnet_presets() -> list[ModelSpec]:
     ]
 
 
+def _edsr_presets() -> list[ModelSpec]:
+    baseline = {2: 1_369_859, 3: 1_554_499, 4: 1_517_571}
+    large = {2: 40_729_603, 3: 43_680_003, 4: 43_089_923}
+    return [
+        _spec(f"edsr_baseline_x{s}", "edsr", n, f"EDSR-baseline x{s}, 16 blocks x 64, no BN", scale=s)
+        for s, n in baseline.items()
+    ] + [
+        _spec(
+            f"edsr_x{s}",
+            "edsr",
+            n,
+            f"EDSR x{s}, 32 blocks x 256, residual scaling 0.1",
+            scale=s,
+            num_features=256,
+            num_blocks=32,
+            res_scale=0.1,
+        )
+        for s, n in large.items()
+    ]
+
+
 def _rrdbnet_presets() -> list[ModelSpec]:
     return [
         _spec("rrdbnet_x4", "rrdbnet", 16_697_987, "ESRGAN RRDBNet x4, 23 RRDB, nf 64, gc 32", scale=4),
@@ -129,9 +157,21 @@ def _srvgg_presets() -> list[ModelSpec]:
     ]
 
 
-PRESETS: dict[str, ModelSpec] = {
-    spec.name: spec for family in (_srresnet_presets, _rrdbnet_presets, _srvgg_presets) for spec in family()
-}
+def _wdrn_presets() -> list[ModelSpec]:
+    return [
+        _spec(
+            "wdrn_x4",
+            "wdrn",
+            1_500_867,
+            "WDRN x4 (this project's weighted dense residual network), 8 blocks x 4 layers, nf 64",
+            fp16_safe=False,  # not yet validated in half precision
+            scale=4,
+        ),
+    ]
+
+
+_FAMILIES = (_srresnet_presets, _edsr_presets, _rrdbnet_presets, _srvgg_presets, _wdrn_presets)
+PRESETS: dict[str, ModelSpec] = {spec.name: spec for family in _FAMILIES for spec in family()}
 
 
 def list_models() -> list[str]:
