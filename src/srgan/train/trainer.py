@@ -1,0 +1,364 @@
+"""The trainer (Lightning's Trainer role): device, precision, data loading, the loop, checkpoints, validation, logs.
+
+What a step computes lives in `module.SRModule`; what a run shows and leaves behind in `monitor`;
+the checkpoint format in `checkpoint`. `train(config, out_dir, resume)` is the Python entry point
+behind `srgan train`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor
+
+from srgan.errors import SrganError
+from srgan.fileutil import atomic_write
+from srgan.train import checkpoint as ckpt
+from srgan.train.config import TrainConfig, check_resources
+from srgan.train.module import SRModule
+from srgan.train.monitor import LossAverager, Monitor, SAMPLES_DIR, plot_metrics, save_sample_grid, setup_logging
+from srgan.train.runtime import (
+    capture_rng_state,
+    is_main_process,
+    restore_rng_state,
+    seed_everything,
+    select_device,
+    select_precision,
+)
+
+logger = logging.getLogger("srgan.train")
+
+GENERATOR_FILE = "generator.safetensors"
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    return Path("runs") / (config.name + (f"_{config.preset}" if config.preset else ""))
+
+
+def train(config: TrainConfig, out_dir: str | Path | None = None, resume: str | None = None) -> Path:
+    """Train as `config` says, in `out_dir` (default runs/NAME[_PRESET]); `resume` is None, "auto" or a path.
+
+    Returns the run folder, which then holds checkpoints/, metrics.jsonl, plots/, samples/ and the
+    final generator as generator.safetensors.
+    """
+    run_dir = Path(out_dir) if out_dir is not None else default_run_dir(config)
+    return Trainer(config, run_dir).fit(resume)
+
+
+def _build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    schedule = config.schedule
+    if schedule.kind == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, schedule.milestones, gamma=schedule.gamma)
+    if schedule.kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.train.iterations, eta_min=schedule.min_lr)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+class Trainer:
+    """Runs one training: owns the device, precision, optimisers' stepping, checkpoints and logging."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.is_main = is_main_process()
+        self.device = select_device(config.train.device)
+        self.precision = select_precision(config.train.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_grad_scaler)
+        self.iteration = 0
+        self.best_psnr = -math.inf
+        self.averager = LossAverager()
+        # random stream of the on-device batch sampler (data.loader = "device"); checkpointed
+        self.batch_generator = torch.Generator().manual_seed(config.train.seed)
+
+    # --- the StepRunner the module's training_step uses ------------------------------------------
+
+    def autocast(self):
+        dtype = self.precision.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def optimize(self, name: str, loss: Tensor, optimizer: torch.optim.Optimizer, parameters: list[Tensor]) -> None:
+        """Backward and step, unless the loss is NaN/inf: then stop before any weight is touched."""
+        if not torch.isfinite(loss.detach()).all():
+            raise SrganError(
+                f"iteration {self.iteration}: {name} is {loss.item()}, training diverged; stopped without "
+                "writing a checkpoint; resume from the last one with a lower learning rate or train.grad_clip"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.train.grad_clip > 0:
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(parameters, self.config.train.grad_clip)
+        self.scaler.step(optimizer)
+
+    # --- setup -------------------------------------------------------------------------------------
+
+    def _announce(self) -> None:
+        config = self.config
+        logger.info("run folder %s", self.run_dir)
+        logger.info("config %s%s, device %s, precision %s", config.name,
+                    f" (preset {config.preset})" if config.preset else "", self.device, self.precision.description)
+        if config.note:
+            logger.info("note: %s", config.note)
+
+    def _write_config(self) -> None:
+        with atomic_write(self.run_dir / "config.yaml") as temp_path:
+            temp_path.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False), encoding="utf-8")
+
+    def _training_folders(self) -> list[str]:
+        """The folders patches are cut from: the configured ones, or their prepared sub-images."""
+        data = self.config.data
+        if not data.prepare:
+            return list(data.train_dirs)
+        from srgan.data import prepare_subimages
+
+        prepared = prepare_subimages(
+            data.train_dirs,
+            data.prepared_dir,
+            scale=self.config.scale,
+            subimage_size=data.subimage_size,
+            step=data.subimage_step,
+            jpeg_predownscale=data.jpeg_predownscale,
+            min_size=data.hr_patch,
+        )
+        logger.info("training on sub-images prepared in %s", prepared)
+        return [str(prepared)]
+
+    def _train_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Endless (lr, hr) batches continuing after `self.iteration` exactly as an unbroken run would."""
+        data = self.config.data
+        folders = self._training_folders()
+        if data.loader == "device":
+            return self._device_batches(folders)
+        from torch.utils.data import DataLoader
+
+        from srgan.data import PatchDataset, ResumableSampler
+
+        dataset = PatchDataset(
+            folders,
+            scale=self.config.scale,
+            hr_patch=data.hr_patch,
+            lr_dir=data.train_lr_dirs,
+            patches_per_image=data.patches_per_image,
+            augment=data.augment,
+            seed=self.config.train.seed,
+        )
+        sampler = ResumableSampler(len(dataset), seed=self.config.train.seed, start=self.iteration * data.batch_size)
+        loader = DataLoader(
+            dataset,
+            batch_size=data.batch_size,
+            sampler=sampler,
+            num_workers=data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+            persistent_workers=data.num_workers > 0,
+        )
+        logger.info("%d training images, %d patches per pass", len(dataset) // data.patches_per_image, len(dataset))
+        return iter(loader)
+
+    def _device_batches(self, folders: list[str]) -> Iterator[tuple[Tensor, Tensor]]:
+        from srgan.data import load_training_images, sample_batch
+
+        data = self.config.data
+        images = load_training_images(folders, scale=self.config.scale, hr_patch=data.hr_patch, device=self.device)
+        logger.info("%d training images held on %s", len(images), self.device)
+        while True:
+            yield sample_batch(images, data.batch_size, data.hr_patch, self.config.scale, self.batch_generator,
+                               augment=data.augment)
+
+    def _validation_set(self):
+        from srgan.data import ImageFolderPairs
+
+        data = self.config.data
+        if data.val_dir is None:
+            return None
+        return ImageFolderPairs(data.val_dir, scale=self.config.scale, lr_dir=data.val_lr_dir)
+
+    # --- checkpoints -------------------------------------------------------------------------------
+
+    def _state(self, module: SRModule, optimizers: dict, schedulers: dict) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "config": self.config.to_dict(),
+            "params": module.generator.state_dict(),
+            "params_ema": module.ema.module.state_dict() if module.ema is not None else None,
+            "params_d": module.discriminator.state_dict() if module.discriminator is not None else None,
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in optimizers.items()},
+            "schedulers": {name: scheduler.state_dict() for name, scheduler in schedulers.items()},
+            "scaler": self.scaler.state_dict(),
+            "rng": capture_rng_state(),
+            "sampler": {
+                "seed": self.config.train.seed,
+                "consumed": self.iteration * self.config.data.batch_size,
+                "generator": self.batch_generator.get_state(),
+            },
+            "loss_averager": self.averager.state_dict(),
+            "best_psnr": self.best_psnr,
+        }
+
+    def _find_resume_state(self, resume: str | None) -> tuple[Path, dict[str, Any]] | None:
+        existing = ckpt.iteration_checkpoints(self.run_dir)
+        if resume is None:
+            if existing:
+                raise SrganError(
+                    f"{self.run_dir} already holds checkpoints; pass --resume auto to continue that run, "
+                    "or --out a new folder"
+                )
+            return None
+        if resume == "auto":
+            found = ckpt.find_resume_checkpoint(self.run_dir)
+            if found is None:
+                logger.info("no valid checkpoint in %s; starting from iteration 0", ckpt.checkpoint_dir(self.run_dir))
+            return found
+        return Path(resume), ckpt.load_checkpoint(resume)
+
+    def _restore(self, path: Path, state: dict[str, Any], module: SRModule, optimizers: dict, schedulers: dict) -> None:
+        try:
+            module.generator.load_state_dict(state["params"])
+            if module.ema is not None:
+                module.ema.module.load_state_dict(state["params_ema"] or state["params"])
+            if module.discriminator is not None:
+                if state["params_d"] is None:
+                    raise KeyError("params_d")
+                module.discriminator.load_state_dict(state["params_d"])
+            for name, optimizer in optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][name])
+            for name, scheduler in schedulers.items():
+                scheduler.load_state_dict(state["schedulers"][name])
+        except (KeyError, RuntimeError, ValueError) as error:
+            first_line = str(error).strip().splitlines()[0]
+            raise SrganError(
+                f"{path}: does not match this config's networks or optimisers ({first_line}); "
+                "resume with the config the run was started with"
+            ) from None
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        self.averager.load_state_dict(state["loss_averager"])
+        self.batch_generator.set_state(state["sampler"]["generator"])
+        self.iteration = state["iteration"]
+        self.best_psnr = state["best_psnr"]
+        parts = ["generator", "EMA" if state["params_ema"] else None,
+                 "discriminator" if state["params_d"] else None,
+                 f"{len(optimizers)} optimiser(s)", f"{len(schedulers)} scheduler(s)", "grad scaler",
+                 "RNG states (python, numpy, torch" + (", cuda" if "cuda" in state["rng"] else "") + ")",
+                 f"sampler position ({state['sampler']['consumed']} patches)"]
+        logger.info("resumed from %s at iteration %d: restored %s", path, self.iteration,
+                    ", ".join(part for part in parts if part))
+
+    def _save_checkpoint(self, state: dict[str, Any], *, periodic: bool, best: bool) -> None:
+        if not self.is_main:
+            return
+        if periodic:
+            ckpt.save_checkpoint(ckpt.iteration_checkpoint_path(self.run_dir, self.iteration), state)
+            ckpt.prune_checkpoints(self.run_dir, self.config.checkpoint.keep_last)
+        if best:
+            ckpt.save_checkpoint(ckpt.checkpoint_dir(self.run_dir) / ckpt.BEST_CHECKPOINT_NAME, state)
+
+    # --- validation --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def validate(self, module: SRModule, val_set) -> dict[str, float]:
+        """PSNR/SSIM (Y channel, crop = scale) over the validation images; saves a sample grid."""
+        from srgan.metrics import psnr, ssim
+
+        scale = self.config.scale
+        limit = self.config.data.val_max_images or len(val_set)
+        network = module.inference_generator
+        was_training = network.training
+        network.eval()
+        psnrs, ssims, samples = [], [], []
+        for index in range(min(limit, len(val_set))):
+            _, lr, hr = val_set[index]
+            sr = network(lr.unsqueeze(0).to(self.device)).float().clamp(0, 1).cpu()
+            psnrs.append(psnr(sr, hr.unsqueeze(0), crop_border=scale).item())
+            ssims.append(ssim(sr, hr.unsqueeze(0), crop_border=scale).item())
+            if index < self.config.log.sample_images:
+                samples.append((lr, sr[0], hr))
+        network.train(was_training)
+        if samples:
+            grid_path = self.run_dir / SAMPLES_DIR / f"iter_{self.iteration:08d}.png"
+            save_sample_grid(grid_path, samples, scale=scale, crop=self.config.log.sample_crop)
+        return {"psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims)}
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    def fit(self, resume: str | None = None) -> Path:
+        config = self.config
+        check_resources(config)
+        if self.is_main:
+            setup_logging(self.run_dir)
+            self._announce()
+        seed_everything(config.train.seed, deterministic=config.train.deterministic)
+        module = SRModule(config).to(self.device)
+        optimizers = module.configure_optimizers()
+        schedulers = {name: _build_scheduler(optimizer, config) for name, optimizer in optimizers.items()}
+        found = self._find_resume_state(resume)
+        if found is not None:
+            self._restore(*found, module, optimizers, schedulers)
+        if self.iteration >= config.train.iterations:
+            logger.info("the run is already at iteration %d of %d; nothing to do", self.iteration, config.train.iterations)
+            return self.run_dir
+        if self.is_main:
+            self._write_config()
+        batches = self._train_batches()
+        val_set = self._validation_set()
+        monitor = None
+        if self.is_main:
+            monitor = Monitor(self.run_dir, start_iteration=self.iteration, total_iterations=config.train.iterations,
+                              tensorboard=config.log.tensorboard, progress=config.log.progress)
+        try:
+            self._loop(module, optimizers, schedulers, batches, val_set, monitor)
+        finally:
+            if monitor is not None:
+                monitor.close()
+        if self.is_main:
+            export_path = self.run_dir / GENERATOR_FILE
+            last = ckpt.iteration_checkpoint_path(self.run_dir, self.iteration)
+            ckpt.export_generator(last, export_path, ema=module.ema is not None)
+            logger.info("done: %d iterations; generator written to %s", self.iteration, export_path)
+        return self.run_dir
+
+    def _loop(self, module: SRModule, optimizers: dict, schedulers: dict, batches, val_set, monitor) -> None:
+        config = self.config
+        module.train()
+        warmup_end = config.train.pixel_warmup_iterations if module.discriminator is not None else 0
+        started = time.perf_counter()
+        while self.iteration < config.train.iterations:
+            lr, hr = next(batches)
+            self.iteration += 1
+            if self.iteration == warmup_end + 1 and warmup_end:
+                logger.info("iteration %d: pixel-loss warm-up done, adversarial training starts", self.iteration)
+            logs = module.training_step(lr.to(self.device, non_blocking=True), hr.to(self.device, non_blocking=True),
+                                        self.iteration, self, optimizers)
+            self.scaler.update()
+            for scheduler in schedulers.values():
+                scheduler.step()
+            self.averager.add({key: value.item() for key, value in logs.items()})
+            last = self.iteration == config.train.iterations
+            if monitor is not None:
+                monitor.step(self.iteration)
+                if self.iteration % config.log.every == 0 or last:
+                    values = self.averager.pop_means()
+                    values["lr_g"] = optimizers["generator"].param_groups[0]["lr"]
+                    monitor.log_train(self.iteration, values)
+            validate_now = val_set is not None and (self.iteration % config.log.val_every == 0 or last)
+            improved = False
+            if validate_now and self.is_main:
+                scores = self.validate(module, val_set)
+                improved = scores["psnr"] > self.best_psnr
+                self.best_psnr = max(self.best_psnr, scores["psnr"])
+                monitor.log_validation(self.iteration, scores)
+                plot_metrics(self.run_dir)
+            periodic = self.iteration % config.checkpoint.every == 0 or last
+            if periodic or improved:
+                self._save_checkpoint(self._state(module, optimizers, schedulers), periodic=periodic, best=improved)
+        logger.info("trained %d iterations in %.1f s", self.iteration, time.perf_counter() - started)
