@@ -111,12 +111,6 @@ class WeightInfo:
     kind: str  # "embedded" or "pretrained"
 
 
-def cache_dir() -> Path:
-    """Where converted pretrained models are kept: `$SRGAN_CACHE_DIR`, else `~/.cache/srgan`."""
-    configured = os.environ.get("SRGAN_CACHE_DIR")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "srgan"
-
-
 def _embedded_models() -> dict[str, Path]:
     """name -> path of every `srgan/assets/models/<name>.safetensors`."""
     folder = resources.files("srgan") / "assets" / "models"
@@ -250,7 +244,7 @@ def _converted_pretrained(name: str) -> Path:
     from importlib import import_module
     from importlib.metadata import version
 
-    from srgan.weights import convert_ncnn, save_model
+    from srgan.weights import cache_dir, convert_ncnn, save_model
 
     entry = PRETRAINED[name]
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
 import urllib.error
@@ -33,6 +34,12 @@ STRUCTURE_KEYS = ("format", "arch", "scale", "kwargs")
 
 RRDBNET = "rrdbnet"
 SRVGG_COMPACT = "srvgg_compact"
+
+
+def cache_dir() -> Path:
+    """Where downloaded and converted model files are kept: `$SRGAN_CACHE_DIR`, else `~/.cache/srgan`."""
+    configured = os.environ.get("SRGAN_CACHE_DIR")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "srgan"
 
 
 def save_model(
@@ -137,25 +144,28 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     return state_dict, metadata
 
 
-def _read_pth(path: Path) -> dict[str, Tensor]:
+def _read_pth(path: Path, *, shown_as: str | None = None) -> dict[str, Tensor]:
+    """The generator state dict of a `.pth`; errors name `shown_as` (default: the path)."""
     import pickle
     import zipfile
 
+    label = shown_as or path
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # weights_only refuses any pickled class or function: such a file could run code on load.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe pickle"
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        culprit = f" (it references {found.group(1)})" if found else ""
         raise SrganError(
-            f"{path}: refused, the file contains pickled Python objects beyond plain tensors ({first_line}); "
-            "only weight-only checkpoints are loaded"
+            f"{label}: refused, the file pickles Python objects beyond plain tensors{culprit}; "
+            "only weights-only checkpoints are loaded, never code"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
-        raise SrganError(f"{path}: not a readable PyTorch checkpoint ({error}); re-download it") from None
-    return _unwrap_checkpoint(checkpoint, path)
+        raise SrganError(f"{label}: not a readable PyTorch checkpoint ({error}); re-download it") from None
+    return _unwrap_checkpoint(checkpoint, label)
 
 
-def _unwrap_checkpoint(checkpoint: object, path: Path) -> dict[str, Tensor]:
+def _unwrap_checkpoint(checkpoint: object, label: str | Path) -> dict[str, Tensor]:
     """The generator's state dict from a BasicSR-style checkpoint: EMA weights first, no `module.` prefix."""
     if isinstance(checkpoint, dict):
         for key in ("params_ema", "params", "state_dict"):
@@ -165,7 +175,7 @@ def _unwrap_checkpoint(checkpoint: object, path: Path) -> dict[str, Tensor]:
     if not isinstance(checkpoint, dict) or not checkpoint or not all(
         isinstance(value, Tensor) for value in checkpoint.values()
     ):
-        raise SrganError(f"{path}: no state dict of tensors found in the checkpoint; expected a generator's weights")
+        raise SrganError(f"{label}: no state dict of tensors found in the checkpoint; expected a generator's weights")
     return {key.removeprefix("module."): value for key, value in checkpoint.items()}
 
 
@@ -528,3 +538,77 @@ def _ncnn_srvgg_compact(
         activation="prelu",
     )
     return SRVGG_COMPACT, kwargs, state_dict
+
+
+# --- torchvision's VGG19 (optional download for the perceptual loss) ---------------------------
+
+VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+# torchvision names each weight file after the first 8 hex digits of its sha256, so the file name
+# is the published checksum; that prefix is what gets verified.
+VGG19_SHA256_PREFIX = "dcbb9e9d"
+VGG19_FILE_NAME = "vgg19_imagenet_torchvision.safetensors"
+TORCHVISION_PREPROCESSING = (
+    "torchvision: RGB, range 0-1, subtract mean R0.485 G0.456 B0.406, divide by std R0.229 G0.224 B0.225"
+)
+_DOWNLOAD_CHUNK = 1 << 20
+
+
+def fetch_vgg19(
+    out_path: str | os.PathLike | None = None,
+    *,
+    url: str = VGG19_URL,
+    expected_sha256: str = VGG19_SHA256_PREFIX,
+    progress: bool | None = None,
+) -> Path:
+    """Download torchvision's VGG19 ImageNet weights, verify them, keep `features.*` as safetensors.
+
+    `expected_sha256` is a full hex digest or a prefix of one. The download streams to a temporary
+    file next to the output and is deleted afterwards; on any failure (network, checksum, content)
+    no output is left behind. Returns the written path (default: `cache_dir()/VGG19_FILE_NAME`).
+    """
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    out = Path(out_path) if out_path is not None else cache_dir() / VGG19_FILE_NAME
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".download", dir=out.parent)
+    download = Path(temp_name)
+    try:
+        hasher = hashlib.sha256()
+        with os.fdopen(handle, "wb") as sink:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response:
+                    total = int(response.headers.get("Content-Length") or 0) or None
+                    # disable=None lets tqdm show the bar only on a terminal
+                    hide = None if progress is None else not progress
+                    with tqdm(total=total, unit="B", unit_scale=True, desc="vgg19", disable=hide) as bar:
+                        while chunk := response.read(_DOWNLOAD_CHUNK):
+                            hasher.update(chunk)
+                            sink.write(chunk)
+                            bar.update(len(chunk))
+            except (urllib.error.URLError, OSError, ValueError) as error:
+                raise SrganError(f"{url}: download failed ({error}); check the network, or pass --url for a mirror") from None
+        digest = hasher.hexdigest()
+        if not digest.startswith(expected_sha256.lower()):
+            raise SrganError(
+                f"{url}: checksum mismatch (sha256 {digest[:16]}..., expected {expected_sha256}...); "
+                "the download was discarded, try again or check the URL"
+            )
+        checkpoint = _read_pth(download, shown_as=url)
+        features = {key: tensor.contiguous() for key, tensor in checkpoint.items() if key.startswith("features.")}
+        if not features:
+            raise SrganError(f"{url}: the file holds no VGG `features.*` weights; is it a torchvision VGG19?")
+        metadata = {
+            "format": "srgan-vgg19",
+            "source": f"torchvision VGG19 ImageNet weights, {url}",
+            "sha256": digest,
+            "license": "CC BY 4.0 (VGG weights)",
+            "layout": "torchvision vgg19().features indices",
+            "convention": "torchvision",
+            "preprocessing": TORCHVISION_PREPROCESSING,
+        }
+        with atomic_write(out) as temp_path:
+            save_file(features, str(temp_path), metadata=metadata)
+    finally:
+        download.unlink(missing_ok=True)
+    return out
