@@ -90,8 +90,8 @@ class VGGFeatureDiscriminator(nn.Module):
     """Critic on frozen VGG19 features: (N, 3, H, W) RGB in [0, 1] -> logits (N, 1), any H, W.
 
     Pass a ready `feature_extractor`, or `layer`, `weights_path` and `convention` to build one.
-    The extractor is frozen (VGG19 has no BatchNorm or dropout, so train/eval mode does not
-    change it); only the small conv head behind it trains.
+    The extractor is frozen (its weights are buffers, and VGG19 has no BatchNorm or dropout that
+    train/eval mode would change); only the small conv head behind it trains.
     Gradients still flow through it to the input, as the gradient penalty needs.
     """
 
@@ -116,7 +116,7 @@ class VGGFeatureDiscriminator(nn.Module):
             feature_extractor = VGGFeatureExtractor(layer, weights_path, convention)
         if len(feature_extractor.layers) != 1:
             raise SrganError("vgg_feature_discriminator: the feature extractor must return exactly one layer")
-        self.feature_extractor = feature_extractor.requires_grad_(False)
+        self.feature_extractor = feature_extractor
         self.layer = feature_extractor.layers[0]
         in_ch = feature_extractor.out_channels[self.layer]
         use_bn = norm == "batch"

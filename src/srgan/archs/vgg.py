@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from srgan.errors import SrganError
@@ -82,6 +83,8 @@ def resolve_layer(name: str) -> str:
 class VGGFeatureExtractor(nn.Module):
     """Frozen VGG19 features: `forward(rgb01)` -> {requested name: feature map}.
 
+    Frozen by construction: the conv weights are buffers, so `parameters()` is empty.
+
     `layers` are layer names or aliases; `weights_path` a `.safetensors` or torchvision `.pth` file
     with `features.N.weight/bias` keys (partial files are fine if they cover the requested layers).
     """
@@ -103,8 +106,6 @@ class VGGFeatureExtractor(nn.Module):
         depth = max(taps.values()) + 1
         self.features = nn.Sequential(*(_make_layer(layer) for layer in VGG19_LAYERS[:depth]))
         self._load_weights(Path(weights_path))
-        self.requires_grad_(False)
-        self.eval()
 
         preprocessing = CONVENTIONS[convention]
         self._bgr = preprocessing.bgr
@@ -146,9 +147,26 @@ class VGGFeatureExtractor(nn.Module):
         return outputs
 
 
+class _FrozenConv3x3(nn.Module):
+    """A 3x3 conv whose weights are buffers, not parameters.
+
+    They load from state dicts and move with `.to()` like parameters, but no optimiser sees them
+    and no `requires_grad_(True)` on an enclosing model (a discriminator toggled during a GAN step)
+    can unfreeze them. Gradients still flow through to the input.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.register_buffer("weight", torch.empty(out_channels, in_channels, 3, 3))
+        self.register_buffer("bias", torch.empty(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias, padding=1)
+
+
 def _make_layer(layer: _Layer) -> nn.Module:
     if layer.kind == "conv":
-        return nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1)
+        return _FrozenConv3x3(layer.in_channels, layer.out_channels)
     if layer.kind == "relu":
         # not in place: a conv output requested as a feature must survive the ReLU after it
         return nn.ReLU()
