@@ -37,7 +37,8 @@ _CONVERT_TO_RGB_MODES = {"CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
 class LoadedImage:
     """An image as stored on disk, with what is needed to write a result back the same way.
 
-    `array` is (H, W, C) uint8 or uint16 with C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA).
+    `array` is (H, W, C) uint8 or uint16 with C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA);
+    float arrays in [0, 1] are accepted too (the Python API wraps caller's arrays this way).
     """
 
     array: np.ndarray
@@ -77,7 +78,7 @@ class LoadedImage:
 
 
 def _array_to_float_tensor(array: np.ndarray) -> torch.Tensor:
-    peak = float(np.iinfo(array.dtype).max)
+    peak = 1.0 if np.issubdtype(array.dtype, np.floating) else float(np.iinfo(array.dtype).max)
     chw = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
     return torch.from_numpy(chw).div_(peak)
 
@@ -209,7 +210,7 @@ def write_image(
         pixels = tensor_to_array(pixels, bit_depth)
     elif np.issubdtype(pixels.dtype, np.floating):
         pixels = quantize(pixels, bit_depth)
-    array = _match_layout(pixels, like)
+    array = match_layout(pixels, like)
     if array.shape[2] not in (1, 2, 3, 4) or array.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"cannot write pixels of shape {array.shape} and type {array.dtype}")
     if image_format in _NO_ALPHA_FORMATS and array.shape[2] in (2, 4):
@@ -242,8 +243,8 @@ def _bit_depth_of(pixels: torch.Tensor | np.ndarray) -> int:
     return 16 if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint16 else 8
 
 
-def _match_layout(array: np.ndarray, like: LoadedImage | None) -> np.ndarray:
-    """Bring channels to those of `like`: gray stays gray, no alpha is invented or kept without it."""
+def match_layout(array: np.ndarray, like: LoadedImage | None) -> np.ndarray:
+    """(H, W, C) pixels with the channels of `like`: gray stays gray, alpha only where `like` has it."""
     if array.ndim == 2:
         array = array[..., None]
     if like is None:
@@ -252,7 +253,8 @@ def _match_layout(array: np.ndarray, like: LoadedImage | None) -> np.ndarray:
     color = array[..., :-1] if has_alpha else array
     alpha = array[..., -1:] if has_alpha else None
     if like.is_gray and color.shape[2] == 3:
-        color = np.rint(color.mean(axis=2, keepdims=True)).astype(array.dtype)
+        gray = color.mean(axis=2, keepdims=True)
+        color = (gray if np.issubdtype(array.dtype, np.floating) else np.rint(gray)).astype(array.dtype)
     elif not like.is_gray and color.shape[2] == 1:
         color = np.repeat(color, 3, axis=2)
     if like.has_alpha and alpha is not None:

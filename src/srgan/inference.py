@@ -1,0 +1,361 @@
+"""The tiled upscaling engine (`Upscaler`) and the `upscale()` Python API.
+
+Tiling. The image stays in host memory; windows are cut from it, sent to the device a batch at a time,
+and their outputs are accumulated on the host. Along each axis, windows of `tile + 2 * overlap + ramp`
+input pixels overlap their neighbours; in each window's output, `overlap` pixels along an inner edge
+(one shared with a neighbour, not the image border) get weight 0, the next `ramp` pixels rise along a
+raised cosine, and the weights of all windows covering a pixel sum to 1. Every pixel that gets weight
+therefore saw at least `overlap` pixels of real image around it: for a convolutional network whose
+receptive field reaches no further, the tiled output equals the untiled one (up to float rounding).
+At the image border a window simply ends, where the network pads exactly as it would untiled. For
+networks that see further (RRDBNet), the ramp fades one tile into the next so no seam shows.
+
+Precision. `"auto"` runs fp16 autocast on CUDA for models marked `fp16_safe`, fp32 elsewhere. Half
+precision is only used on CUDA: asking for fp16/bf16 on another device warns and runs fp32. A tile
+whose half-precision output holds NaN or inf is run again in fp32.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from srgan.errors import SrganError
+
+# Context pixels on each inner side of a tile (input pixels): covers the receptive field of
+# SRVGGNetCompact (17) and EDSR-baseline (33), and makes seams invisible for the deeper RRDBNet.
+DEFAULT_TILE_OVERLAP = 32
+# Tile size on CPU and MPS, where free memory is not measured: keeps a x4 RRDBNet under ~2 GB.
+DEFAULT_HOST_TILE = 384
+# Bounds of the automatic CUDA tile size, and the smallest tile OOM halving goes down to.
+MAX_AUTO_TILE = 2048
+MIN_TILE = 16
+# Share of free CUDA memory the automatic tile size may fill (the rest absorbs fragmentation).
+CUDA_MEMORY_SHARE = 0.6
+# Side of the probe tile used to measure CUDA memory per pixel.
+PROBE_SIDE = 64
+# Below this upscaled alpha, colour is invisible and dividing by alpha would only amplify noise.
+ALPHA_FLOOR = 1.0 / 512
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """`device` checked for availability, or the best one present (cuda, then mps, then cpu)."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise SrganError(f"device {device!r}: not a device name; use cpu, cuda, cuda:N, mps or auto") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SrganError(f"device {device}: CUDA is not available on this machine; use --device cpu")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise SrganError(f"device {device}: only {torch.cuda.device_count()} CUDA device(s) present")
+    elif chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise SrganError(f"device {device}: Apple MPS is not available on this machine; use --device cpu")
+    elif chosen.type not in ("cpu", "cuda", "mps"):
+        raise SrganError(f"device {device}: unsupported device type; use cpu, cuda, cuda:N or mps")
+    return chosen
+
+
+def select_precision(precision: str, device: torch.device, *, fp16_safe: bool) -> torch.dtype:
+    """The compute dtype for `precision` ("auto", "fp32", "fp16", "bf16") on `device`."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" and fp16_safe else torch.float32
+    if precision not in PRECISIONS:
+        raise SrganError(f"precision {precision!r}: unknown; use auto, fp32, fp16 or bf16")
+    if precision != "fp32" and device.type != "cuda":
+        warnings.warn(
+            f"{precision} is only used on CUDA; running fp32 on {device.type}", UserWarning, stacklevel=3
+        )
+        return torch.float32
+    return PRECISIONS[precision]
+
+
+@dataclass(frozen=True)
+class _AxisPlan:
+    """Where windows start along one image axis, their common length, and their blend weights."""
+
+    starts: list[int]
+    window: int
+    weights: list[torch.Tensor]  # per window, over its output pixels; they sum to 1 at every pixel
+
+
+def _ramp_length(overlap: int) -> int:
+    return overlap // 2 + 1 if overlap else 0
+
+
+def _plan_axis(length: int, tile: int, overlap: int, scale: int) -> _AxisPlan:
+    ramp = _ramp_length(overlap)
+    window = min(length, tile + 2 * overlap + ramp)
+    count = max(1, math.ceil((length - 2 * overlap - ramp) / tile)) if window < length else 1
+    # Spread windows evenly from border to border; neighbours then overlap by at least 2*overlap+ramp.
+    starts = [k * (length - window) // (count - 1) for k in range(count)] if count > 1 else [0]
+
+    rise = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(ramp * scale, dtype=torch.float64) + 0.5) / (ramp * scale))
+    profiles = []
+    for index in range(count):
+        profile = torch.ones(window * scale, dtype=torch.float64)
+        if index > 0:  # inner edge on the left: context only, then fade in
+            profile[: overlap * scale] = 0
+            profile[overlap * scale : (overlap + ramp) * scale] *= rise
+        if index < count - 1:  # inner edge on the right
+            end = window * scale
+            profile[end - overlap * scale :] = 0
+            profile[end - (overlap + ramp) * scale : end - overlap * scale] *= rise.flip(0)
+        profiles.append(profile)
+    total = torch.zeros(length * scale, dtype=torch.float64)
+    for start, profile in zip(starts, profiles):
+        total[start * scale : start * scale + window * scale] += profile
+    weights = [
+        (profile / total[start * scale : start * scale + window * scale]).float()
+        for start, profile in zip(starts, profiles)
+    ]
+    return _AxisPlan(starts, window, weights)
+
+
+class Upscaler:
+    """Runs a `LoadedModel` over images of any size, tile by tile (see the module docstring).
+
+    `tile`: tile side in input pixels, without the overlap context (None: automatic, from free
+    memory on CUDA, `DEFAULT_HOST_TILE` elsewhere; 0: the whole image at once). On CUDA out-of-memory
+    the tile is halved and the image retried; the smaller tile is kept for later images.
+    `tile_overlap`: context pixels on each inner tile side (default `DEFAULT_TILE_OVERLAP`).
+    `batch_tiles`: tiles sent to the device together. The model's module is moved to `device`.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        device: str | torch.device | None = None,
+        precision: str = "auto",
+        tile: int | None = None,
+        tile_overlap: int | None = None,
+        batch_tiles: int = 1,
+    ):
+        if tile is not None and tile < 0:
+            raise SrganError(f"tile {tile}: must be 0 (no tiling) or a positive number of pixels")
+        if tile_overlap is not None and tile_overlap < 0:
+            raise SrganError(f"tile overlap {tile_overlap}: must be 0 or more pixels")
+        if batch_tiles < 1:
+            raise SrganError(f"batch of tiles {batch_tiles}: must be at least 1")
+        self.model = model
+        self.device = select_device(device)
+        self.compute_dtype = select_precision(precision, self.device, fp16_safe=model.fp16_safe)
+        self.tile = tile
+        self.tile_overlap = DEFAULT_TILE_OVERLAP if tile_overlap is None else tile_overlap
+        self.batch_tiles = batch_tiles
+        # channels_last is measurably faster for these convolutions on CPU (SRResNet x4: ~1.4 s vs ~2.3 s)
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.module = model.module.to(self.device, memory_format=self.memory_format).eval()
+        self.fp32_fallbacks = 0  # tiles rerun in fp32 after a non-finite half-precision result
+
+    @property
+    def scale(self) -> int:
+        return self.model.scale
+
+    def upscale_tensor(self, x: torch.Tensor, progress: ProgressCallback | None = None) -> torch.Tensor:
+        """(N, C, H, W) float in [0, 1] on the CPU -> (N, C_out, H*scale, W*scale) on the CPU, clamped.
+
+        `progress(done, total)` is called after each batch of tiles.
+        """
+        if x.dim() != 4 or x.shape[1] != self.model.in_channels:
+            raise ValueError(
+                f"expected (N, {self.model.in_channels}, H, W) input for {self.model.name}, got {tuple(x.shape)}"
+            )
+        x = x.detach().to("cpu", torch.float32)
+        return torch.cat([self._upscale_with_retry(image[None], progress) for image in x])
+
+    def _upscale_with_retry(self, image: torch.Tensor, progress: ProgressCallback | None) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        while True:
+            tile = self._tile_size(image) or max(height, width)
+            try:
+                return self._upscale_tiled(image, tile, progress)
+            except torch.OutOfMemoryError:
+                smaller = tile // 2
+                if smaller < MIN_TILE:
+                    raise SrganError(
+                        f"{self.device}: out of memory even with {tile}-pixel tiles; "
+                        "free device memory or use --device cpu"
+                    ) from None
+            # out of the except block, so the failed attempt's tensors are released before retrying
+            self.tile = smaller
+            warnings.warn(f"out of memory on {self.device}; retrying with {smaller}-pixel tiles", stacklevel=2)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    def _tile_size(self, image: torch.Tensor) -> int:
+        if self.tile is None:
+            self.tile = self._auto_tile_size(image.shape[1]) if self.device.type == "cuda" else DEFAULT_HOST_TILE
+        return self.tile
+
+    def _auto_tile_size(self, channels: int) -> int:
+        """The largest tile whose batch should fit in a share of the free CUDA memory."""
+        free_bytes, _ = torch.cuda.mem_get_info(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        baseline = torch.cuda.memory_allocated(self.device)
+        self._forward(torch.rand(self.batch_tiles, channels, PROBE_SIDE, PROBE_SIDE))
+        bytes_per_pixel = (torch.cuda.max_memory_allocated(self.device) - baseline) / PROBE_SIDE**2
+        window = math.isqrt(int(CUDA_MEMORY_SHARE * free_bytes / max(bytes_per_pixel, 1.0)))
+        tile = window - 2 * self.tile_overlap - _ramp_length(self.tile_overlap)
+        return max(MIN_TILE, min(MAX_AUTO_TILE, tile // 16 * 16))
+
+    def _upscale_tiled(self, image: torch.Tensor, tile: int, progress: ProgressCallback | None) -> torch.Tensor:
+        scale = self.scale
+        height, width = image.shape[-2:]
+        rows = _plan_axis(height, tile, self.tile_overlap, scale)
+        cols = _plan_axis(width, tile, self.tile_overlap, scale)
+        windows = [(row, col) for row in range(len(rows.starts)) for col in range(len(cols.starts))]
+        output = None
+        for first in range(0, len(windows), self.batch_tiles):
+            batch = windows[first : first + self.batch_tiles]
+            inputs = torch.cat(
+                [
+                    image[..., rows.starts[r] : rows.starts[r] + rows.window, cols.starts[c] : cols.starts[c] + cols.window]
+                    for r, c in batch
+                ]
+            )
+            results = self._forward(inputs)
+            expected = (rows.window * scale, cols.window * scale)
+            if tuple(results.shape[-2:]) != expected:
+                raise SrganError(
+                    f"{self.model.name}: returned {tuple(results.shape[-2:])} pixels for a "
+                    f"{rows.window}x{cols.window} input, not x{scale}; the model file's scale is wrong"
+                )
+            if output is None:
+                output = torch.zeros(1, results.shape[1], height * scale, width * scale)
+            for (r, c), result in zip(batch, results):
+                top, left = rows.starts[r] * scale, cols.starts[c] * scale
+                weight = rows.weights[r][:, None] * cols.weights[c][None, :]
+                output[0, :, top : top + expected[0], left : left + expected[1]] += result * weight
+            if progress is not None:
+                progress(first + len(batch), len(windows))
+        return output.clamp_(0, 1)
+
+    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Run one batch of windows on the device; float32 result on the CPU."""
+        batch = inputs.to(self.device).contiguous(memory_format=self.memory_format)
+        with torch.inference_mode():
+            if self.compute_dtype == torch.float32:
+                return self.module(batch).float().cpu()
+            with torch.autocast(self.device.type, dtype=self.compute_dtype):
+                result = self.module(batch).float()
+            broken = ~torch.isfinite(result).flatten(1).all(dim=1)
+            if broken.any():
+                # half precision overflowed on these tiles: redo just them in fp32
+                result[broken] = self.module(batch[broken]).float()
+                self.fp32_fallbacks += int(broken.sum())
+            return result.cpu()
+
+
+def upscale_image(
+    upscaler: Upscaler,
+    rgb: torch.Tensor,
+    alpha: torch.Tensor | None = None,
+    *,
+    outscale: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Upscale one (3, H, W) RGB image and its optional (1, H, W) alpha; both float in [0, 1].
+
+    A 4-channel model gets RGBA as is. Otherwise colour is upscaled premultiplied by alpha (so the
+    colour hidden under transparent pixels cannot bleed dark fringes into the edges) and divided
+    back afterwards; alpha itself is upscaled with the MATLAB bicubic resize. `outscale` resizes
+    the result to `round(H * outscale) x round(W * outscale)` after the model's own scale.
+    """
+    from srgan.resize import matlab_bicubic_resize
+
+    height, width = rgb.shape[-2:]
+    model_channels = upscaler.model.in_channels
+    opaque = alpha is None or bool(alpha.min() >= 1.0)
+    if model_channels == 4:
+        full_alpha = alpha if alpha is not None else torch.ones_like(rgb[:1])
+        result = upscaler.upscale_tensor(torch.cat([rgb, full_alpha])[None], progress)[0]
+        color, alpha_up = result[:3], result[3:]
+        premultiplied = False
+    else:
+        color = upscaler.upscale_tensor((rgb if opaque else rgb * alpha)[None], progress)[0]
+        alpha_up = None if alpha is None else matlab_bicubic_resize(alpha, scale=upscaler.scale).clamp(0, 1)
+        premultiplied = not opaque
+    if outscale is not None:
+        size = (round(height * outscale), round(width * outscale))
+        if size[0] < 1 or size[1] < 1:
+            raise SrganError(f"outscale {outscale}: the result would be {size[1]}x{size[0]} pixels")
+        if size != tuple(color.shape[-2:]):
+            color = matlab_bicubic_resize(color, size=size).clamp(0, 1)
+            alpha_up = None if alpha_up is None else matlab_bicubic_resize(alpha_up, size=size).clamp(0, 1)
+    if premultiplied:
+        visible = alpha_up > ALPHA_FLOOR
+        color = torch.where(visible, color / alpha_up.clamp_min(ALPHA_FLOOR), torch.zeros_like(color)).clamp(0, 1)
+    return color, alpha_up
+
+
+@lru_cache(maxsize=4)
+def _cached_model(name: str):
+    from srgan.models import DEFAULT_MODEL, load_model
+
+    return load_model(DEFAULT_MODEL if name == "default" else name)
+
+
+def upscale(
+    image,
+    model="default",
+    *,
+    outscale: float | None = None,
+    device: str | None = None,
+    precision: str = "auto",
+    tile: int | None = None,
+):
+    """Upscale a PIL image or a numpy array and return the same kind.
+
+    `model` is a name or path for `srgan.load_model` ("default": `srgan.models.DEFAULT_MODEL`;
+    named models are loaded once and kept) or a `LoadedModel`. Arrays are (H, W) or (H, W, C) with
+    C in {1, 2, 3, 4}, uint8, uint16 or float in [0, 1]; the result keeps the dtype and layout.
+    PIL images keep gray and alpha (palette and CMYK come back as RGB or RGBA) and the ICC profile.
+    """
+    from PIL import Image
+
+    from srgan.imageio import LoadedImage, array_to_pil, match_layout, pil_to_array, quantize
+
+    loaded_model = _cached_model(model) if isinstance(model, str) else model
+    if isinstance(image, Image.Image):
+        array = pil_to_array(image)
+    elif isinstance(image, np.ndarray):
+        array = image[..., None] if image.ndim == 2 else image
+        if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+            raise SrganError(f"array of shape {image.shape}: expected (H, W) or (H, W, C) with C in 1..4")
+        if array.dtype not in (np.uint8, np.uint16) and not np.issubdtype(array.dtype, np.floating):
+            raise SrganError(f"array of type {array.dtype}: expected uint8, uint16 or float in [0, 1]")
+    else:
+        raise TypeError(f"upscale() takes a PIL image or a numpy array, not {type(image).__name__}")
+
+    source = LoadedImage(array=array, bit_depth=16 if array.dtype == np.uint16 else 8)
+    upscaler = Upscaler(loaded_model, device=device, precision=precision, tile=tile)
+    color, alpha = upscale_image(upscaler, source.to_tensor(), source.alpha_tensor(), outscale=outscale)
+    pixels = (color if alpha is None else torch.cat([color, alpha])).permute(1, 2, 0).numpy()
+    if np.issubdtype(array.dtype, np.floating):
+        result = match_layout(pixels.astype(array.dtype), source)
+    else:
+        result = match_layout(quantize(pixels, source.bit_depth), source)
+    if isinstance(image, Image.Image):
+        upscaled = array_to_pil(result)
+        if image.info.get("icc_profile"):
+            upscaled.info["icc_profile"] = image.info["icc_profile"]
+        return upscaled
+    return result[..., 0] if image.ndim == 2 else result
