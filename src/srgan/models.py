@@ -111,14 +111,14 @@ class WeightInfo:
     kind: str  # "embedded" or "pretrained"
 
 
+def embedded_models_dir() -> Path:
+    """The package folder whose `<name>.safetensors` files are the embedded named models."""
+    return Path(str(resources.files("srgan") / "assets" / "models"))
+
+
 def _embedded_models() -> dict[str, Path]:
-    """name -> path of every `srgan/assets/models/<name>.safetensors`."""
-    folder = resources.files("srgan") / "assets" / "models"
-    if not folder.is_dir():
-        return {}
-    return {
-        Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".safetensors")
-    }
+    """name -> path of every embedded model file."""
+    return {path.stem: path for path in sorted(embedded_models_dir().glob("*.safetensors"))}
 
 
 def list_pretrained() -> dict[str, WeightInfo]:

@@ -154,11 +154,12 @@ def _read_pth(path: Path, *, shown_as: str | None = None) -> dict[str, Tensor]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # weights_only refuses any pickled class or function: such a file could run code on load.
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-        culprit = f" (it references {found.group(1)})" if found else ""
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if unsafe is None:
+            raise SrganError(f"{label}: not a readable PyTorch checkpoint (damaged pickle data); re-download it") from None
         raise SrganError(
-            f"{label}: refused, the file pickles Python objects beyond plain tensors{culprit}; "
-            "only weights-only checkpoints are loaded, never code"
+            f"{label}: refused, the file pickles Python objects beyond plain tensors (it references "
+            f"{unsafe.group(1)}); only weights-only checkpoints are loaded, never code"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
         raise SrganError(f"{label}: not a readable PyTorch checkpoint ({error}); re-download it") from None

