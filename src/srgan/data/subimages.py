@@ -73,7 +73,12 @@ def _is_complete(folder: Path) -> bool:
 
 
 def subimage_origins(length: int, subimage_size: int, step: int) -> list[int]:
-    """Origins of overlapping windows every `step` pixels, plus one flush with the far edge if needed."""
+    """Origins of overlapping windows every `step` pixels, plus one flush with the far edge if needed.
+
+    An axis shorter than a window gets a single window from 0 (the caller shortens it to fit).
+    """
+    if length < subimage_size:
+        return [0]
     origins = list(range(0, length - subimage_size + 1, step))
     if origins[-1] + subimage_size < length:
         origins.append(length - subimage_size)
@@ -154,8 +159,8 @@ def prepare_subimages(
         stem = f"{label}/{path.relative_to(root).with_suffix('').as_posix()}"
         boxes = [
             (top, left)
-            for top in subimage_origins(height, box_height, step)
-            for left in subimage_origins(width, box_width, step)
+            for top in subimage_origins(height, subimage_size, step)
+            for left in subimage_origins(width, subimage_size, step)
         ]
         for number, (top, left) in enumerate(boxes):
             name = f"{stem}_s{number:03d}.png"
