@@ -1,5 +1,99 @@
-"""`srgan serve` (being written)."""
+"""`srgan serve`: a local web page and HTTP API for upscaling images."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+
+from srgan.errors import SrganError
+
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Import names of the `serve` extra's packages.
+_SERVE_MODULES = ("fastapi", "uvicorn", "python_multipart")
 
 
 def register(subparsers) -> None:
-    subparsers.add_parser("serve", help="(not yet available)")
+    parser = subparsers.add_parser(
+        "serve",
+        help="web page and HTTP API for upscaling images",
+        description=(
+            "Serve a web page (drop an image, compare before/after, download) and a JSON API "
+            "(documented at /docs) for upscaling. Binds to this machine only unless --host says otherwise."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="default model: a name from `srgan models` or a model file (default: the embedded default model)",
+    )
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: best available)")
+    parser.add_argument(
+        "--max-upload-mb", type=_positive_float, default=20.0, help="largest accepted upload (default: %(default)s MB)"
+    )
+    parser.add_argument(
+        "--max-pixels", type=_positive_int, default=4_000_000, help="largest accepted image (default: %(default)s pixels)"
+    )
+    parser.add_argument(
+        "--queue-size",
+        type=_positive_int,
+        default=8,
+        help="jobs that may wait behind the running one; more get 503 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-minutes",
+        type=_positive_float,
+        default=60.0,
+        help="how long finished results stay downloadable (default: %(default)s)",
+    )
+    parser.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    missing = [name for name in _SERVE_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SrganError(f'srgan serve needs {", ".join(missing)}: pip install "srgan[serve]"')
+    import uvicorn
+
+    from srgan.serve.app import ServerSettings, create_app
+    from srgan.serve.engine import UpscaleEngine
+
+    engine = UpscaleEngine(args.model, device=args.device, max_pixels=args.max_pixels)
+    settings = ServerSettings(
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_pixels=args.max_pixels,
+        queue_size=args.queue_size,
+        result_ttl_s=args.keep_minutes * 60,
+    )
+    app = create_app(engine, settings)
+    if args.host not in _LOCAL_HOSTS:
+        print(
+            f"srgan: warning: listening on {args.host}: other machines can reach this server and use its CPU/GPU",
+            file=sys.stderr,
+        )
+    print(f"srgan: serving model {engine.default_model} on http://{args.host}:{args.port}/", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"port {text} is out of range; use 1-65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive whole number")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value

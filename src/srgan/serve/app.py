@@ -1,0 +1,353 @@
+"""The FastAPI application: the upscaling page and its JSON API.
+
+API (also described at /docs and /openapi.json):
+
+- `GET /api/models`: the models a request may name, with their native scale, and the default one.
+- `POST /api/upscale`: multipart form with `image` (the file), optional `model` and `outscale`.
+  Every upload becomes a job, whatever its size, so clients have one code path: the answer is
+  `202 Accepted` with the job (and a `Location` header), or `503` with `Retry-After` when the
+  waiting line is full.
+- `GET /api/jobs/{id}`: status (`queued`, `running`, `done`, `failed`), progress 0-1 and the
+  position in the waiting line.
+- `GET /api/jobs/{id}/result`: the upscaled image as PNG, once the job is done.
+
+Errors are JSON `{"error": "..."}` with the matching status code. Uploads are checked in this order:
+body size while it streams in (413), the image header (415 if it is no image, 413 if it has too many
+pixels), then a full decode (422 if truncated or corrupt).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from srgan import __version__
+from srgan.errors import SrganError
+from srgan.imageio import read_image
+from srgan.serve.engine import UpscaleEngine
+from srgan.serve.jobs import Job, JobQueue, JobStatus, QueueFullError
+
+logger = logging.getLogger("srgan.serve")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# Room for the multipart boundaries, part headers and the small text fields around the image bytes.
+_FORM_OVERHEAD_BYTES = 64 * 1024
+MAX_OUTSCALE = 8.0
+
+_UPLOAD_NAME = "upload"
+# Shown to clients in place of the server-side temporary path that imageio's messages start with.
+_CLIENT_IMAGE_NAME = "uploaded image"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 4_000_000
+    queue_size: int = 8
+    result_ttl_s: float = 3600.0
+
+
+class _UploadTooLarge(Exception):
+    pass
+
+
+def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
+    """The web application around a ready `engine`; its job queue starts and stops with the app."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        work_dir = Path(tempfile.mkdtemp(prefix="srgan-serve-"))
+        jobs = JobQueue(work_dir, engine.run, max_waiting=settings.queue_size, result_ttl_s=settings.result_ttl_s)
+        jobs.start()
+        app.state.jobs = jobs
+        try:
+            yield
+        finally:
+            jobs.close()
+
+    app = FastAPI(
+        title="srgan",
+        version=__version__,
+        summary="Upscale images with GAN super-resolution models.",
+        description=__doc__,
+        lifespan=lifespan,
+    )
+    _add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if not request.url.path.startswith(("/docs", "/redoc")):
+            # The page needs nothing beyond this server; /docs keeps FastAPI's own asset sources.
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'"
+            )
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/models", summary="Models a request may use")
+    async def list_models() -> dict:
+        return {
+            "default": engine.default_model,
+            "models": engine.describe_models(),
+            "max_upload_bytes": settings.max_upload_bytes,
+            "max_pixels": settings.max_pixels,
+            "max_outscale": MAX_OUTSCALE,
+        }
+
+    @app.post(
+        "/api/upscale",
+        status_code=202,
+        summary="Queue an image for upscaling",
+        description=(
+            "Send `multipart/form-data` with the image file in the field `image`; optional fields `model` "
+            "(a name from /api/models; default: the server's model) and `outscale` (1 to 8; default: the "
+            "model's native scale). Answers 202 with the job; poll `GET /api/jobs/{id}` until `status` "
+            "is `done`, then fetch `GET /api/jobs/{id}/result`. 503 with `Retry-After` when the queue is "
+            "full; 413 for too many bytes or pixels; 415 when the file is not an image; 422 when it is "
+            "truncated or a field is invalid."
+        ),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["image"],
+                            "properties": {
+                                "image": {"type": "string", "format": "binary"},
+                                "model": {"type": "string"},
+                                "outscale": {"type": "number", "minimum": 1, "maximum": MAX_OUTSCALE},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+        responses={
+            413: {"description": "Upload or image too large"},
+            415: {"description": "Not an image"},
+            422: {"description": "Truncated image or invalid field"},
+            503: {"description": "Queue full; see Retry-After"},
+        },
+    )
+    async def upscale(request: Request) -> JSONResponse:
+        jobs: JobQueue = request.app.state.jobs
+        if jobs.is_full():
+            # Refuse before reading the body; `submit` re-checks under its lock.
+            raise _queue_full(QueueFullError(jobs.estimate_wait_s()))
+        form = await _read_form(request, settings.max_upload_bytes)
+        try:
+            model, outscale = _parse_options(engine, form.get("model"), form.get("outscale"))
+            upload = form.get("image")
+            if not isinstance(upload, UploadFile):
+                raise HTTPException(422, "field 'image' is missing: send the image file in the form field 'image'")
+            if upload.size is not None and upload.size > settings.max_upload_bytes:
+                raise _upload_too_large(settings.max_upload_bytes)
+            job_id, folder = jobs.new_job_folder()
+            try:
+                image = await run_in_threadpool(_store_and_decode, upload, folder / _UPLOAD_NAME, settings.max_pixels)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+        finally:
+            await form.close()
+        job = Job(
+            id=job_id,
+            model=model,
+            outscale=outscale,
+            input_size=(image.width, image.height),
+            payload=image,
+            folder=folder,
+        )
+        try:
+            jobs.submit(job)
+        except QueueFullError as full:
+            raise _queue_full(full) from None
+        return JSONResponse(_job_json(jobs, job), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+
+    @app.get("/api/jobs/{job_id}", summary="Status, progress and queue position of a job")
+    async def job_status(job_id: uuid.UUID, request: Request) -> dict:
+        jobs: JobQueue = request.app.state.jobs
+        return _job_json(jobs, _find_job(jobs, job_id))
+
+    @app.get(
+        "/api/jobs/{job_id}/result",
+        summary="The upscaled image (PNG)",
+        response_class=FileResponse,
+        responses={200: {"content": {"image/png": {}}}, 409: {"description": "Job not done (yet)"}},
+    )
+    async def job_result(job_id: uuid.UUID, request: Request) -> FileResponse:
+        job = _find_job(request.app.state.jobs, job_id)
+        if job.status is JobStatus.FAILED:
+            raise HTTPException(409, f"job {job.id} failed: {job.error}")
+        if job.status is not JobStatus.DONE or not job.result_path.is_file():
+            raise HTTPException(409, f"job {job.id} is {job.status.value}; poll /api/jobs/{job.id} until it is done")
+        scale_label = f"{job.outscale:g}".replace(".", "_")
+        return FileResponse(
+            job.result_path,
+            media_type="image/png",
+            filename=f"upscaled-x{scale_label}-{job.id.hex[:8]}.png",
+            content_disposition_type="inline",
+        )
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("path", "query", "body"))
+        message = first.get("msg", "invalid request")
+        if where == "job_id":
+            message = "job ids are UUIDs as returned by POST /api/upscale"
+        return JSONResponse({"error": f"{where or 'request'}: {message}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": "internal server error; the server log has the details"}, status_code=500)
+
+
+async def _read_form(request: Request, max_upload_bytes: int):
+    """Parse the multipart body, counting bytes as they arrive so an oversized upload stops early."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise HTTPException(415, "send the image as multipart/form-data with the file in the field 'image'")
+    body_limit = max_upload_bytes + _FORM_OVERHEAD_BYTES
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > body_limit:
+        raise _upload_too_large(max_upload_bytes)
+
+    async def limited_stream() -> AsyncIterator[bytes]:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > body_limit:
+                raise _UploadTooLarge
+            yield chunk
+
+    parser = MultiPartParser(request.headers, limited_stream(), max_files=1, max_fields=4, max_part_size=1024)
+    try:
+        return await parser.parse()
+    except _UploadTooLarge:
+        raise _upload_too_large(max_upload_bytes) from None
+    except MultiPartException as error:
+        raise HTTPException(400, f"malformed multipart body: {error.message}") from None
+
+
+def _parse_options(engine: UpscaleEngine, model_field, outscale_field) -> tuple[str, float | None]:
+    """The requested model name and outscale (None: the model's own scale), validated."""
+    model = model_field if isinstance(model_field, str) and model_field else engine.default_model
+    if model not in engine.model_names():
+        names = ", ".join(engine.model_names())
+        raise HTTPException(422, f"model {model!r} is not available on this server; choose one of: {names}")
+    if not isinstance(outscale_field, str) or not outscale_field.strip():
+        return model, None
+    try:
+        outscale = float(outscale_field)
+    except ValueError:
+        raise HTTPException(422, f"outscale {outscale_field!r} is not a number; use e.g. 2 or 4") from None
+    if not (math.isfinite(outscale) and 1.0 <= outscale <= MAX_OUTSCALE):
+        raise HTTPException(422, f"outscale {outscale_field} is out of range; use 1 to {MAX_OUTSCALE:g}")
+    return model, outscale
+
+
+def _store_and_decode(upload: UploadFile, path: Path, max_pixels: int):
+    """Write the upload into the job's folder, check its header, then decode it fully.
+
+    The content alone decides whether this is an image: the file name and the declared content
+    type are ignored.
+    """
+    with path.open("wb") as stored:
+        shutil.copyfileobj(upload.file, stored)
+    if path.stat().st_size == 0:
+        raise HTTPException(422, "the uploaded file is empty")
+    # Pillow's own decompression-bomb guard is irrelevant here: our pixel limit is checked first.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as header:
+                width, height = header.size
+        except UnidentifiedImageError:
+            raise HTTPException(415, "the uploaded file is not an image Pillow can read (PNG, JPEG, WebP, TIFF...)")
+        except Image.DecompressionBombError:
+            raise _too_many_pixels(None, max_pixels) from None
+        except OSError as error:
+            raise HTTPException(422, f"the uploaded image cannot be read: {error}") from None
+    if width * height > max_pixels:
+        raise _too_many_pixels((width, height), max_pixels)
+    try:
+        return read_image(path, max_pixels=max_pixels)
+    except SrganError as error:
+        raise HTTPException(422, str(error).replace(str(path), _CLIENT_IMAGE_NAME)) from None
+
+
+def _find_job(jobs: JobQueue, job_id: uuid.UUID) -> Job:
+    job = jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"job {job_id} not found (unknown id, or its result expired)")
+    return job
+
+
+def _job_json(jobs: JobQueue, job: Job) -> dict:
+    done = job.status is JobStatus.DONE
+    return {
+        "id": str(job.id),
+        "status": job.status.value,
+        "progress": round(job.progress, 4),
+        "queue_position": jobs.queue_position(job),
+        "model": job.model,
+        "outscale": job.outscale,
+        "input_size": list(job.input_size),
+        "output_size": list(job.output_size) if job.output_size else None,
+        "error": job.error,
+        "result_url": f"/api/jobs/{job.id}/result" if done else None,
+    }
+
+
+def _upload_too_large(max_upload_bytes: int) -> HTTPException:
+    return HTTPException(413, f"upload too large: this server accepts images up to {_megabytes(max_upload_bytes)}")
+
+
+def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> HTTPException:
+    found = f" ({size[0]}x{size[1]} = {size[0] * size[1]:,})" if size else ""
+    return HTTPException(413, f"image has too many pixels{found}; this server accepts up to {max_pixels:,}")
+
+
+def _queue_full(full: QueueFullError) -> HTTPException:
+    return HTTPException(503, str(full), headers={"Retry-After": str(full.retry_after_s)})
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / (1024 * 1024):g} MB"

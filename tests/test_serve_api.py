@@ -1,0 +1,345 @@
+"""`srgan serve`: the real server process on 127.0.0.1, driven over HTTP, plus its job queue in-process."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+httpx = pytest.importorskip("httpx", reason='the serve tests need httpx: pip install "srgan[test]"')
+pytest.importorskip("fastapi", reason='srgan serve needs its extra: pip install "srgan[serve]"')
+
+from srgan.cli import main  # noqa: E402
+from srgan.errors import SrganError  # noqa: E402
+from srgan.resize import matlab_bicubic_resize  # noqa: E402
+from srgan.serve.jobs import Job, JobQueue, JobStatus, QueueFullError  # noqa: E402
+
+# Limits of the test server: small enough that the refusal tests stay tiny.
+MAX_UPLOAD_MB = 1
+MAX_PIXELS = 20_000
+QUEUE_SIZE = 3
+SERVER_START_TIMEOUT_S = 90.0
+JOB_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(log_path: Path, *options: str) -> Iterator[str]:
+    """Run `python -m srgan serve` on a free local port until the block ends; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "srgan", "serve", "--host", "127.0.0.1", "--port", str(port), *options]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{base_url}/api/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready after {SERVER_START_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    log_path = tmp_path_factory.mktemp("serve") / "server.log"
+    options = ["--model", "bicubic", "--max-upload-mb", str(MAX_UPLOAD_MB), "--max-pixels", str(MAX_PIXELS)]
+    with running_server(log_path, *options, "--queue-size", str(QUEUE_SIZE)) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30) as http:
+        yield http
+
+
+def png_bytes(width: int, height: int, seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def post_image(http: httpx.Client, data: bytes, **fields: str) -> httpx.Response:
+    return http.post("/api/upscale", files={"image": ("photo.png", data, "image/png")}, data=fields)
+
+
+def wait_for_job(http: httpx.Client, job: dict) -> dict:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while job["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"job did not finish in {JOB_TIMEOUT_S} s: {job}"
+        time.sleep(0.05)
+        response = http.get(f"/api/jobs/{job['id']}")
+        assert response.status_code == 200, response.text
+        job = response.json()
+    return job
+
+
+def upscale_via_api(http: httpx.Client, data: bytes, **fields: str) -> tuple[dict, bytes]:
+    response = post_image(http, data, **fields)
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/api/jobs/{response.json()['id']}"
+    job = wait_for_job(http, response.json())
+    assert job["status"] == "done", job
+    result = http.get(job["result_url"])
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "image/png"
+    return job, result.content
+
+
+def assert_json_error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    message = response.json()["error"]
+    assert message and "Traceback" not in message
+    return message
+
+
+def test_models_lists_the_server_model_as_default(client):
+    catalog = client.get("/api/models").json()
+    assert catalog["default"] == "bicubic"
+    bicubic = next(model for model in catalog["models"] if model["name"] == "bicubic")
+    assert bicubic["scale"] == 4
+    assert catalog["max_pixels"] == MAX_PIXELS
+
+
+def test_openapi_documents_the_endpoints(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/upscale", "/api/models", "/api/jobs/{job_id}", "/api/jobs/{job_id}/result"} <= set(paths)
+    assert "multipart/form-data" in paths["/api/upscale"]["post"]["requestBody"]["content"]
+
+
+def test_page_and_its_assets_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="file-input"' in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+
+
+def test_upscale_png_end_to_end_matches_bicubic(client):
+    source = png_bytes(24, 16)
+    job, result = upscale_via_api(client, source)
+    assert job["outscale"] == 4 and job["progress"] == 1.0
+    assert job["input_size"] == [24, 16] and job["output_size"] == [96, 64]
+
+    upscaled = np.asarray(Image.open(io.BytesIO(result)))
+    assert upscaled.shape == (64, 96, 3)
+    pixels = torch.from_numpy(np.array(Image.open(io.BytesIO(source)))).permute(2, 0, 1).float() / 255
+    expected = matlab_bicubic_resize(pixels, scale=4).clamp(0, 1).permute(1, 2, 0).numpy() * 255
+    assert np.abs(upscaled.astype(np.float64) - expected).max() <= 1.0
+
+
+def test_outscale_sets_the_output_size(client):
+    job, result = upscale_via_api(client, png_bytes(10, 7), outscale="3")
+    assert job["output_size"] == [30, 21]
+    assert Image.open(io.BytesIO(result)).size == (30, 21)
+
+
+def test_content_decides_what_is_an_image_not_the_name(client):
+    message = assert_json_error(post_image(client, b"just some text, not pixels"), 415)
+    assert "not an image" in message
+
+
+def test_truncated_image_is_refused(client):
+    whole = png_bytes(100, 100)
+    message = assert_json_error(post_image(client, whole[: len(whole) // 2]), 422)
+    assert "truncated" in message or "corrupt" in message
+    assert "srgan-serve-" not in message  # the server's own paths stay private
+
+
+def test_upload_over_the_byte_limit_is_refused(client):
+    too_big = b"\0" * (MAX_UPLOAD_MB * 1024 * 1024 + 100_000)
+    assert "upload too large" in assert_json_error(post_image(client, too_big), 413)
+
+
+def test_streamed_upload_is_counted_without_content_length(client):
+    boundary = "srgan-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        for _ in range(MAX_UPLOAD_MB * 16 + 8):
+            yield b"\0" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post(
+        "/api/upscale", content=chunks(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert "content-length" not in response.request.headers
+    assert_json_error(response, 413)
+
+
+def test_too_many_pixels_is_refused_before_decoding(client):
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200), "gray").save(buffer, format="PNG")  # 40,000 pixels, a tiny file
+    assert "too many pixels" in assert_json_error(post_image(client, buffer.getvalue()), 413)
+
+
+def test_bad_fields_are_refused(client):
+    source = png_bytes(8, 8)
+    assert "not available" in assert_json_error(post_image(client, source, model="../../etc/passwd"), 422)
+    assert_json_error(post_image(client, source, outscale="lots"), 422)
+    assert_json_error(post_image(client, source, outscale="100"), 422)
+    assert_json_error(client.post("/api/upscale", files={"picture": ("a.png", source, "image/png")}), 422)
+    assert_json_error(client.post("/api/upscale", json={"image": "a.png"}), 415)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/jobs/not-a-uuid",
+        "/api/jobs/..%2F..%2Fetc%2Fpasswd",
+        "/api/jobs/%2e%2e/result",
+        "/api/jobs/..%5C..%5Cwindows/result",
+        f"/api/jobs/{uuid.uuid4()}",
+        f"/api/jobs/{uuid.uuid4()}/result",
+    ],
+)
+def test_job_ids_that_are_not_issued_uuids_find_nothing(client, path):
+    response = client.get(path)
+    assert response.status_code in (404, 422)
+    assert response.json()["error"]
+
+
+def test_concurrent_requests_complete_or_get_503_and_server_stays_up(client):
+    def one_request(index: int) -> str:
+        response = post_image(client, png_bytes(12, 12, seed=index), outscale="2")
+        if response.status_code == 503:
+            assert int(response.headers["retry-after"]) >= 1
+            assert "busy" in response.json()["error"]
+            return "busy"
+        assert response.status_code == 202, response.text
+        job = wait_for_job(client, response.json())
+        assert job["status"] == "done", job
+        assert Image.open(io.BytesIO(client.get(job["result_url"]).content)).size == (24, 24)
+        return "done"
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(one_request, range(20)))
+    assert set(outcomes) <= {"done", "busy"}
+    assert outcomes.count("done") >= 1
+    assert client.get("/api/models").status_code == 200
+
+
+def test_missing_serve_extra_is_one_clear_line(monkeypatch, capsys):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "uvicorn" else real_find_spec(name, *args)
+    )
+    assert main(["serve"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and 'pip install "srgan[serve]"' in error
+
+
+# The job queue itself, in-process: ordering, positions, the full-queue refusal, failures and expiry.
+
+
+def make_job(queue: JobQueue) -> Job:
+    job_id, folder = queue.new_job_folder()
+    return Job(id=job_id, model="bicubic", outscale=2.0, input_size=(4, 4), payload=None, folder=folder)
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_queue_runs_one_job_at_a_time_with_positions(tmp_path):
+    release = threading.Event()
+
+    def runner(job: Job, report_progress) -> tuple[int, int]:
+        report_progress(0.5)
+        release.wait(10)
+        job.result_path.write_bytes(b"done")
+        return (8, 8)
+
+    queue = JobQueue(tmp_path / "work", runner, max_waiting=2, result_ttl_s=60)
+    queue.start()
+    try:
+        first, second, third = (make_job(queue) for _ in range(3))
+        queue.submit(first)
+        wait_until(lambda: first.status is JobStatus.RUNNING and first.progress == 0.5)
+        queue.submit(second)
+        queue.submit(third)
+        assert [queue.queue_position(job) for job in (first, second, third)] == [None, 1, 2]
+        refused = make_job(queue)
+        with pytest.raises(QueueFullError) as full:
+            queue.submit(refused)
+        assert full.value.retry_after_s >= 1 and not refused.folder.exists()
+        release.set()
+        wait_until(lambda: third.status is JobStatus.DONE)
+        assert all(job.status is JobStatus.DONE and job.progress == 1.0 for job in (first, second, third))
+        assert first.finished_at <= second.started_at
+    finally:
+        release.set()
+        queue.close()
+    assert not (tmp_path / "work").exists()
+
+
+def test_failed_jobs_report_the_reason_and_results_expire(tmp_path):
+    def runner(job: Job, report_progress) -> tuple[int, int]:
+        if job.model == "broken":
+            raise SrganError("broken: weights missing; reinstall")
+        if job.model == "bug":
+            raise RuntimeError("secret internal detail")
+        job.result_path.write_bytes(b"done")
+        return (8, 8)
+
+    queue = JobQueue(tmp_path / "work", runner, max_waiting=4, result_ttl_s=0.2)
+    queue.start()
+    try:
+        jobs = {name: make_job(queue) for name in ("broken", "bug", "good")}
+        for name, job in jobs.items():
+            job.model = name
+            queue.submit(job)
+        wait_until(lambda: all(job.finished_at for job in jobs.values()))
+        assert jobs["broken"].status is JobStatus.FAILED and jobs["broken"].error == "broken: weights missing; reinstall"
+        assert jobs["bug"].status is JobStatus.FAILED and "secret" not in jobs["bug"].error
+        good = jobs["good"]
+        assert queue.get(good.id) is good and good.result_path.is_file()
+        time.sleep(0.3)
+        assert queue.get(good.id) is None
+        queue.submit(make_job(queue))  # submitting sweeps expired results off the disk
+        assert not good.folder.exists()
+    finally:
+        queue.close()

@@ -1,0 +1,83 @@
+"""The `srgan serve` page end to end in headless Chromium: upload through the file input, see the result.
+
+Needs Debian's `chromium` and Playwright's Python package (`.ci/install-browser` installs both); skips
+with the reason when either is missing. The screenshot lands in `test-artifacts/` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason='srgan serve needs its extra: pip install "srgan[serve]"')
+pytest.importorskip("httpx", reason='the serve tests need httpx: pip install "srgan[test]"')
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is missing (run .ci/install-browser)")
+
+from test_serve_api import running_server  # noqa: E402
+
+CHROMIUM = Path(os.environ.get("SRGAN_CHROMIUM", "/usr/bin/chromium"))
+# Offline, quiet, container-friendly headless Chromium.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+SAMPLE = Path(__file__).resolve().parents[1] / "src" / "srgan" / "assets" / "samples" / "coffee.png"
+SCALE = 3
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set SRGAN_CHROMIUM)")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("serve-browser") / "server.log", "--model", "bicubic") as base_url:
+        yield base_url
+
+
+def test_page_upscales_an_uploaded_image(browser, server, tmp_path):
+    source = tmp_path / "coffee-small.png"
+    with Image.open(SAMPLE) as photo:
+        photo.reduce(4).save(source)  # 150 x 100: quick to upscale, still a recognisable photo
+    width, height = Image.open(source).size
+
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    blocked = []
+    # Everything the page loads must come from the server itself (or be the local preview of the upload).
+    local = (server, f"blob:{server}")
+    page.on("request", lambda request: None if request.url.startswith(local) else blocked.append(request.url))
+    page.goto(server)
+    page.wait_for_selector("#model-select:not([disabled])", timeout=TIMEOUT_MS)
+    page.set_input_files("#file-input", str(source))
+    page.select_option("#scale-select", str(SCALE))
+    page.click("#upscale-button")
+    page.wait_for_selector("body[data-state='done']", timeout=TIMEOUT_MS)
+
+    natural_size = page.eval_on_selector("#result-image", "image => [image.naturalWidth, image.naturalHeight]")
+    assert natural_size == [width * SCALE, height * SCALE]
+    assert page.is_visible("#download-link")
+    assert page.get_attribute("#download-link", "download") == f"coffee-small_x{SCALE}.png"
+    assert "Done" in page.inner_text("#status-text")
+    assert blocked == []
+
+    page.fill("#compare-slider", "35")  # move the divider off-centre so both halves show in the screenshot
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve-page.png"), full_page=True)
+    page.close()
