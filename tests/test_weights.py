@@ -76,6 +76,18 @@ def test_basicsr_pth_with_ema_and_module_prefix_loads_strictly(tmp_path):
     assert metadata["arch"] == "rrdbnet" and json.loads(metadata["kwargs"]) == TINY_RRDBNET
 
 
+def test_safetensors_without_srgan_header_is_recognised(tmp_path):
+    from safetensors.torch import save_file
+
+    model = randomized(build_arch("rrdbnet", TINY_RRDBNET))
+    path = tmp_path / "from-elsewhere.safetensors"
+    save_file(model.state_dict(), str(path))
+
+    _, metadata = read_model_file(path)
+
+    assert metadata["arch"] == "rrdbnet" and json.loads(metadata["kwargs"]) == TINY_RRDBNET
+
+
 @pytest.mark.parametrize(
     ("arch", "kwargs"),
     [

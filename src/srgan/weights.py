@@ -29,8 +29,8 @@ from srgan.errors import SrganError
 from srgan.fileutil import atomic_write
 
 FORMAT_TAG = "srgan"
-# Header keys that describe the network rather than its provenance.
-STRUCTURE_KEYS = ("format", "arch", "scale", "kwargs")
+PTH_SUFFIXES = (".pth", ".pt", ".ckpt")
+MODEL_FILE_SUFFIXES = (".safetensors", *PTH_SUFFIXES, ".param")
 
 RRDBNET = "rrdbnet"
 SRVGG_COMPACT = "srvgg_compact"
@@ -83,21 +83,18 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[st
     if not path.is_file():
         raise SrganError(f"{path}: model file not found; check the path")
     suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        return _read_safetensors(path)
-    if suffix in (".pth", ".pt", ".ckpt"):
-        state_dict = _read_pth(path)
-        metadata = {"source": path.name}
-    elif suffix == ".param":
+    if suffix == ".param":
         bin_path = path.with_suffix(".bin")
         arch, kwargs, state_dict = convert_ncnn(path, bin_path)
-        metadata = {"source": f"ncnn export {path.name} + {bin_path.name}"}
-        metadata.update(_structure_metadata(arch, kwargs))
-        return state_dict, metadata
+        return state_dict, {"source": f"ncnn export {path.name} + {bin_path.name}", **_structure_metadata(arch, kwargs)}
+    if suffix == ".safetensors":
+        state_dict, metadata = _read_safetensors(path)
+    elif suffix in PTH_SUFFIXES:
+        state_dict, metadata = _read_pth(path), {"source": path.name}
     else:
         raise SrganError(f"{path}: unsupported model file type {suffix!r}; use .safetensors, .pth or ncnn .param")
-    described = describe_state_dict(state_dict)
-    if described is not None:
+    # Weights published as safetensors by other projects carry no srgan header either.
+    if "arch" not in metadata and (described := describe_state_dict(state_dict)) is not None:
         metadata.update(_structure_metadata(*described))
     return state_dict, metadata
 
