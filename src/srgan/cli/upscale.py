@@ -1,5 +1,217 @@
-"""`srgan upscale` (being written)."""
+"""`srgan upscale INPUT... [-o OUT]`: upscale image files, folders and globs with a model."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import sys
+import warnings
+from pathlib import Path
+
+# --format choices -> file extension written
+FORMAT_EXTENSIONS = {
+    "png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif", "tiff": ".tif", "bmp": ".bmp",
+}
 
 
 def register(subparsers) -> None:
-    subparsers.add_parser("upscale", help="(not yet available)")
+    parser = subparsers.add_parser(
+        "upscale",
+        help="upscale images with a super-resolution model",
+        description="Upscale image files, the images in folders, and glob patterns. Outputs are named "
+        "<stem>_x<scale>.<ext> and keep the input's format, mode (gray, alpha), bit depth and colour "
+        "profile. A bad input is reported on one line and skipped; the exit status is then 1.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder of images, or glob pattern")
+    parser.add_argument(
+        "-o", "--output", metavar="OUT",
+        help="output folder (created), or an output file when there is one input image "
+        "(default: next to each input file)",
+    )
+    parser.add_argument("--model", metavar="NAME|PATH",
+                        help="named weights (`srgan models`), a model file, or 'bicubic' "
+                        "(default: srgan.models.DEFAULT_MODEL)")
+    parser.add_argument("--scale", type=int, help="upscaling factor of the model (bicubic: any; others: a check)")
+    parser.add_argument("--outscale", type=float, help="final scale, reached by bicubic resizing after the model")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: %(default)s)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                        help="auto: fp16 on CUDA for fp16-safe models, fp32 elsewhere (default: %(default)s)")
+    parser.add_argument("--tile", type=int, help="tile side in input pixels (default: automatic; 0: no tiling)")
+    parser.add_argument("--tile-overlap", type=int, help="context pixels around each tile (default: 32)")
+    parser.add_argument("--batch-tiles", type=int, default=1, help="tiles run together on the device (default: 1)")
+    parser.add_argument("--format", choices=sorted(FORMAT_EXTENSIONS),
+                        help="output format (default: the input's; an output file's extension decides for itself)")
+    parser.add_argument("--suffix", help="added to output names (default: _x<scale>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help="refuse inputs with more pixels (default: 100 million; 0: no limit)")
+    parser.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
+    parser.set_defaults(handler=upscale_command)
+
+
+def upscale_command(args: argparse.Namespace) -> int:
+    from srgan.errors import SrganError
+    from srgan.imageio import DEFAULT_MAX_PIXELS
+    from srgan.models import DEFAULT_MODEL, load_model
+
+    _check_numbers(args)
+    max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels or None
+    model = load_model(args.model or DEFAULT_MODEL, scale=args.scale)
+    sources, failures = _expand_inputs(args.inputs)
+    scale_label = f"{args.outscale:g}" if args.outscale else str(model.scale)
+    suffix = f"_x{scale_label}" if args.suffix is None else args.suffix
+    jobs = _plan_outputs(sources, args.output, suffix, args.format)
+
+    from tqdm import tqdm
+
+    from srgan.inference import Upscaler
+
+    show_progress = args.progress or sys.stderr.isatty()
+    failed = len(failures)
+    for message in failures:
+        _report(message)
+    written = skipped = 0
+    with _warnings_as_notes():
+        upscaler = Upscaler(
+            model, device=None if args.device == "auto" else args.device, precision=args.precision,
+            tile=args.tile, tile_overlap=args.tile_overlap, batch_tiles=args.batch_tiles,
+        )
+        images_bar = tqdm(jobs, desc="images", unit="image", disable=not show_progress, file=sys.stderr)
+        for source, target in images_bar:
+            if target.exists() and not args.overwrite:
+                tqdm.write(f"srgan: note: skipping {source}: {target} exists (use --overwrite)", file=sys.stderr)
+                skipped += 1
+                continue
+            try:
+                with tqdm(desc=source.name, unit="tile", leave=False, disable=not show_progress, file=sys.stderr) as tiles_bar:
+                    _upscale_file(source, target, upscaler, args.outscale, max_pixels, tiles_bar)
+                written += 1
+            except SrganError as error:
+                _report(str(error))
+                failed += 1
+            except OSError as error:
+                _report(f"{target}: cannot write ({error})")
+                failed += 1
+    print(f"upscaled {written} image(s) with {model.name} x{scale_label}; {skipped} skipped, {failed} failed")
+    return 1 if failed else 0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    from srgan.errors import SrganError
+
+    if args.outscale is not None and args.outscale <= 0:
+        raise SrganError(f"--outscale {args.outscale:g}: must be a positive number")
+    if args.max_pixels is not None and args.max_pixels < 0:
+        raise SrganError(f"--max-pixels {args.max_pixels}: must be 0 (no limit) or a positive number")
+
+
+def _report(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"srgan: error: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _warnings_as_notes():
+    """Show the engine's warnings (precision fallback, tile halving) as one-line notes."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        from tqdm import tqdm
+
+        tqdm.write(f"srgan: note: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
+
+
+def _readable_extensions() -> set[str]:
+    from PIL import Image
+
+    return {extension for extension, name in Image.registered_extensions().items() if name in Image.OPEN}
+
+
+def _expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Image files named by `inputs` (files, folders, globs), and one message per input that gave none."""
+    extensions = _readable_extensions()
+    sources: list[Path] = []
+    failures: list[str] = []
+    for text in inputs:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            images = sorted(
+                entry for entry in path.iterdir()
+                if entry.is_file() and not entry.name.startswith(".") and entry.suffix.lower() in extensions
+            )
+            if not images:
+                failures.append(f"{path}: no images in this folder")
+            sources.extend(images)
+        elif path.exists() or not glob.has_magic(text):
+            sources.append(path)  # read_image reports a missing or unreadable file by name
+        else:
+            matches = sorted(Path(match) for match in glob.glob(str(path)) if Path(match).is_file())
+            if not matches:
+                failures.append(f"{text}: no files match this pattern")
+            sources.extend(matches)
+    unique = list(dict.fromkeys(sources))
+    return unique, failures
+
+
+def _output_extension(source: Path, format_choice: str | None) -> str:
+    from PIL import Image
+
+    if format_choice:
+        return FORMAT_EXTENSIONS[format_choice]
+    writable = Image.registered_extensions().get(source.suffix.lower()) in Image.SAVE
+    return source.suffix if writable else ".png"  # e.g. a PSD input: written as PNG
+
+
+def _plan_outputs(
+    sources: list[Path], output: str | None, suffix: str, format_choice: str | None
+) -> list[tuple[Path, Path]]:
+    """(input, output path) pairs; refuses plans that would replace an input or write a file twice."""
+    from srgan.errors import SrganError
+
+    target = Path(output).expanduser() if output else None
+    single_file_output = (
+        target is not None
+        and len(sources) == 1
+        and not target.is_dir()
+        and target.suffix.lower() in _readable_extensions()
+    )
+    jobs: list[tuple[Path, Path]] = []
+    for source in sources:
+        if single_file_output:
+            destination = target
+        else:
+            folder = target if target is not None else source.parent
+            destination = folder / f"{source.stem}{suffix}{_output_extension(source, format_choice)}"
+        if destination.resolve() == source.resolve():
+            raise SrganError(f"{source}: the output would replace the input; give another -o or --suffix")
+        jobs.append((source, destination))
+    destinations = [destination for _, destination in jobs]
+    for destination in set(destinations):
+        if destinations.count(destination) > 1:
+            clashing = ", ".join(str(source) for source, out in jobs if out == destination)
+            raise SrganError(f"{destination}: would be written from several inputs ({clashing}); rename one")
+    return jobs
+
+
+def _upscale_file(source, target, upscaler, outscale, max_pixels, tiles_bar) -> None:
+    """Read, upscale and write one image; the output's extension decides its format."""
+    import torch
+
+    from srgan.imageio import read_image, write_image
+    from srgan.inference import upscale_image
+
+    def on_tiles(done: int, total: int) -> None:
+        tiles_bar.total = total
+        tiles_bar.n = done
+        tiles_bar.refresh()
+
+    image = read_image(source, max_pixels=max_pixels)
+    color, alpha = upscale_image(upscaler, image.to_tensor(), image.alpha_tensor(), outscale=outscale, progress=on_tiles)
+    pixels = color if alpha is None else torch.cat([color, alpha])
+    write_image(target, pixels, like=image)
