@@ -341,7 +341,7 @@ def test_interrupted_preparation_is_redone(tmp_path, monkeypatch):
     save(tmp_path / "photos" / "b.png", random_pixels(96, 96, seed=2))
     options = dict(scale=4, subimage_size=48, step=48, min_size=32, progress=False)
 
-    real_write = subimages_module.write_image
+    real_write = subimages_module._write_subimage
     calls = []
 
     def failing_write(path, pixels):
@@ -350,13 +350,13 @@ def test_interrupted_preparation_is_redone(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         real_write(path, pixels)
 
-    monkeypatch.setattr(subimages_module, "write_image", failing_write)
+    monkeypatch.setattr(subimages_module, "_write_subimage", failing_write)
     with pytest.raises(KeyboardInterrupt):
         prepare_subimages(tmp_path / "photos", tmp_path / "cache", **options)
     (partial,) = (tmp_path / "cache").iterdir()
     assert not (partial / "manifest.json").exists()
 
-    monkeypatch.setattr(subimages_module, "write_image", real_write)
+    monkeypatch.setattr(subimages_module, "_write_subimage", real_write)
     output = prepare_subimages(tmp_path / "photos", tmp_path / "cache", **options)
     assert output == partial
     assert len(json.loads((output / "manifest.json").read_text())["subimages"]) == 8

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from srgan.data.files import FoldersArg, find_pairs
+from srgan.data.files import FoldersArg
 from srgan.data.patch_dataset import check_inner_fraction
 from srgan.data.patches import (
     DIHEDRAL_TRANSFORMS,
@@ -44,7 +44,7 @@ def load_training_images(
     sub-images of `prepare_subimages`, which fit on a GPU as uint8.
     """
     check_patch_size(hr_patch, scale)
-    store = ImageStore(find_pairs(hr_dir, scale=scale), scale=scale, cache_bytes=None, progress=progress)
+    store = ImageStore.from_folders(hr_dir, scale=scale, cache_bytes=None, progress=progress)
     store.require_min_size(hr_patch)
     return [image.hr.to(device) for image in store.images]
 

@@ -9,7 +9,7 @@ import numpy as np
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from srgan.data.files import FoldersArg, find_pairs
+from srgan.data.files import FoldersArg
 from srgan.data.patches import (
     DIHEDRAL_TRANSFORMS,
     apply_dihedral,
@@ -76,8 +76,9 @@ class PatchDataset(Dataset):
         self.augment = augment
         self.inner_fraction = inner_fraction
         self.seed = seed
-        pairs = find_pairs(hr_dir, lr_dir, scale=scale)
-        self.store = ImageStore(pairs, scale=scale, exact_pairs=True, cache_bytes=cache_bytes, progress=progress)
+        self.store = ImageStore.from_folders(
+            hr_dir, lr_dir, scale=scale, exact_pairs=True, cache_bytes=cache_bytes, progress=progress
+        )
         self.store.require_min_size(hr_patch)
 
     @property

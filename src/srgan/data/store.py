@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from srgan.data.files import ImagePair
+from srgan.data.files import FoldersArg, ImagePair, as_path_list, find_pairs
 from srgan.errors import SrganError
 from srgan.imageio import read_image
 
@@ -79,7 +79,7 @@ class ImageStore:
         exact_pairs: bool = True,
         cache_bytes: int | None = DEFAULT_CACHE_BYTES,
         progress: bool | None = None,
-        folders_label: str = "the image folders",
+        source: str = "the image folders",
     ):
         self.scale = scale
         self.exact_pairs = exact_pairs
@@ -104,13 +104,22 @@ class ImageStore:
                 StoredImage(pair, hr.shape[1], hr.shape[2], hr if keep else None, lr if keep else None)
             )
         if not self.images:
-            raise SrganError(f"{folders_label}: none of the images could be read; replace the corrupt files")
+            raise SrganError(f"{source}: none of the images could be read; replace the corrupt files")
         if uncached:
             warnings.warn(
-                f"{uncached} of {len(self.images)} images exceed the {cache_bytes:,}-byte image cache and will be "
+                f"{uncached} of {len(self.images)} images do not fit the {cache_bytes:,}-byte image cache and will be "
                 "decoded on every use (slow); raise the cache size or cut large photos with prepare_subimages",
                 stacklevel=2,
             )
+
+    @classmethod
+    def from_folders(
+        cls, hr_dir: FoldersArg, lr_dir: FoldersArg | None = None, *, scale: int, **options
+    ) -> ImageStore:
+        """Scan and pair the folders (see `find_pairs`), then decode them; `options` as for the constructor."""
+        pairs = find_pairs(hr_dir, lr_dir, scale=scale)
+        source = ", ".join(str(folder) for folder in as_path_list(hr_dir))
+        return cls(pairs, scale=scale, source=source, **options)
 
     def _checked_hr(self, pair: ImagePair, hr: Tensor, lr: Tensor | None) -> Tensor:
         """The HR image cropped to a multiple of the scale, after checking its size against the LR."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from srgan.data.files import FoldersArg, find_pairs
+from srgan.data.files import FoldersArg
 from srgan.data.patches import check_scale
 from srgan.data.store import DEFAULT_CACHE_BYTES, ImageStore, to_float
 from srgan.resize import matlab_bicubic_resize
@@ -34,8 +34,9 @@ class ImageFolderPairs(Dataset):
     ):
         check_scale(scale)
         self.scale = scale
-        pairs = find_pairs(hr_dir, lr_dir, scale=scale)
-        self.store = ImageStore(pairs, scale=scale, exact_pairs=False, cache_bytes=cache_bytes, progress=progress)
+        self.store = ImageStore.from_folders(
+            hr_dir, lr_dir, scale=scale, exact_pairs=False, cache_bytes=cache_bytes, progress=progress
+        )
 
     @property
     def names(self) -> list[str]:
