@@ -260,7 +260,7 @@ def test_cache_cap_decodes_uncached_images_again_with_same_result(tmp_path):
     save(tmp_path / "hr" / "a.png", random_pixels(32, 32, seed=1))
     save(tmp_path / "hr" / "b.png", random_pixels(32, 32, seed=2))
     cached = PatchDataset(tmp_path / "hr", scale=4, hr_patch=16)
-    with pytest.warns(UserWarning, match="1 of 2 images exceed"):
+    with pytest.warns(UserWarning, match="1 of 2 images do not fit"):
         capped = PatchDataset(tmp_path / "hr", scale=4, hr_patch=16, cache_bytes=3 * 32 * 32)
     assert capped.store.cached_bytes == 3 * 32 * 32
     for index in range(2):
