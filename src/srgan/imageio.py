@@ -96,9 +96,9 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         raise SrganError(f"{path}: is a folder, not an image file; pass the image files inside it")
     if path.stat().st_size == 0:
         raise SrganError(f"{path}: file is empty (0 bytes); re-export or re-download the image")
-    if max_pixels and max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
+    if Image.MAX_IMAGE_PIXELS is not None and (not max_pixels or max_pixels > Image.MAX_IMAGE_PIXELS):
         # Our own limit is the guard; Pillow's decompression-bomb refusal must not undercut it.
-        Image.MAX_IMAGE_PIXELS = max_pixels
+        Image.MAX_IMAGE_PIXELS = max_pixels or None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -344,29 +344,37 @@ def _read_png16(path: Path) -> np.ndarray:
 def _unfilter_png_rows(row_filters: np.ndarray, filtered: np.ndarray) -> np.ndarray:
     """Undo PNG's per-row filters (None, Sub, Up, Average, Paeth) on (H, W, bytes_per_pixel) bytes.
 
-    Each pixel depends on its left, upper and upper-left neighbours, so pixels on one anti-diagonal
-    (row + column constant) are independent: sweeping the diagonals vectorises the whole decode.
+    A pixel depends on its left, upper and upper-left neighbours, so the pixels of one anti-diagonal
+    (row + column constant) are independent. The bytes are stored skewed, one anti-diagonal per
+    leading index, which makes each step of the sweep a handful of contiguous vector operations.
     """
-    height, width, _ = filtered.shape
-    # one zero row above and one zero column to the left stand for PNG's "outside the image" bytes
-    recon = np.zeros((height + 1, width + 1, filtered.shape[2]), np.int32)
-    values = filtered.astype(np.int32)
-    row_filters = row_filters.astype(np.int32)
-    for diagonal in range(height + width - 1):
-        row = np.arange(max(0, diagonal - width + 1), min(height, diagonal + 1))
-        col = diagonal - row
-        left, up, up_left = recon[row + 1, col], recon[row, col + 1], recon[row, col]
+    if not row_filters.any():
+        return filtered.copy()
+    height, width, depth = filtered.shape
+    diagonal_count = height + width - 1
+    row_index, col_index = np.arange(height)[:, None], np.arange(width)[None, :]
+    values = np.zeros((diagonal_count, height, depth), np.uint8)
+    values[row_index + col_index, row_index] = filtered
+    # skewed[d + 2, r + 1] is pixel (r, d - r); the two leading diagonals and row 0 stay zero, which is
+    # exactly what PNG assumes outside the image
+    skewed = np.zeros((diagonal_count + 2, height + 1, depth), np.int16)
+    kinds = row_filters.astype(np.int16)[:, None]
+    for diagonal in range(diagonal_count):
+        first, last = max(0, diagonal - width + 1), min(height, diagonal + 1)
+        left = skewed[diagonal + 1, first + 1 : last + 1]
+        up = skewed[diagonal + 1, first:last]
+        up_left = skewed[diagonal, first:last]
         estimate = left + up - up_left
         dist_left, dist_up, dist_up_left = np.abs(estimate - left), np.abs(estimate - up), np.abs(estimate - up_left)
         paeth = np.where(
             (dist_left <= dist_up) & (dist_left <= dist_up_left), left, np.where(dist_up <= dist_up_left, up, up_left)
         )
-        kind = row_filters[row][:, None]
-        predictor = np.select(
-            [kind == 1, kind == 2, kind == 3, kind == 4], [left, up, (left + up) >> 1, paeth], default=0
+        kind = kinds[first:last]
+        predictor = np.where(
+            kind == 4, paeth, np.where(kind == 3, (left + up) >> 1, np.where(kind == 2, up, np.where(kind == 1, left, 0)))
         )
-        recon[row + 1, col + 1] = (values[row, col] + predictor) & 0xFF
-    return recon[1:, 1:].astype(np.uint8)
+        skewed[diagonal + 2, first + 1 : last + 1] = (values[diagonal, first:last] + predictor) & 0xFF
+    return skewed[row_index + col_index + 2, row_index + 1].astype(np.uint8)
 
 
 def _write_png16(path: Path, array: np.ndarray, *, icc_profile: bytes | None = None) -> None:
