@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from srgan.archs.registry import create_model
@@ -172,3 +173,30 @@ def test_model_file_with_tiles(tmp_path):
     assert main([*args[:-4], "--tile", "0", "--suffix", "_whole"]) == 0
     with Image.open(out / "a_whole.png") as written:
         assert np.abs(np.asarray(written).astype(int) - tiled).max() <= 1
+
+
+def test_one_output_file_for_several_inputs_is_refused(tmp_path, capsys):
+    first, second = save_rgb(tmp_path / "a.png"), save_rgb(tmp_path / "b.png")
+    assert main(["upscale", str(first), str(second), "-o", str(tmp_path / "out.png"), *BICUBIC_X2]) == 1
+    assert "names one file but there are 2 inputs" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_two_inputs_with_the_same_output_name_are_refused(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    save_rgb(tmp_path / "x" / "a.png")
+    save_rgb(tmp_path / "y" / "a.png")
+    out = tmp_path / "out"
+    assert main(["upscale", str(tmp_path / "x"), str(tmp_path / "y"), "-o", str(out), *BICUBIC_X2]) == 1
+    assert "a_x2.png: would be written from several inputs" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_unavailable_device_is_one_clear_line(tmp_path, capsys):
+    source = save_rgb(tmp_path / "a.png")
+    assert main(["upscale", str(source), "--device", "cuda", *BICUBIC_X2]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "srgan: error: device cuda: CUDA is not available on this machine; use --device cpu"
+    )

@@ -51,8 +51,8 @@ def register(subparsers) -> None:
 
 
 def upscale_command(args: argparse.Namespace) -> int:
-    from srgan.errors import SrganError
     from srgan.imageio import DEFAULT_MAX_PIXELS
+    from srgan.inference import Upscaler
     from srgan.models import DEFAULT_MODEL, load_model
 
     _check_numbers(args)
@@ -62,29 +62,38 @@ def upscale_command(args: argparse.Namespace) -> int:
     scale_label = f"{args.outscale:g}" if args.outscale else str(model.scale)
     suffix = f"_x{scale_label}" if args.suffix is None else args.suffix
     jobs = _plan_outputs(sources, args.output, suffix, args.format)
-
-    from tqdm import tqdm
-
-    from srgan.inference import Upscaler
-
-    show_progress = args.progress or sys.stderr.isatty()
-    failed = len(failures)
     for message in failures:
         _report(message)
-    written = skipped = 0
+
     with _warnings_as_notes():
         upscaler = Upscaler(
             model, device=None if args.device == "auto" else args.device, precision=args.precision,
             tile=args.tile, tile_overlap=args.tile_overlap, batch_tiles=args.batch_tiles,
         )
-        images_bar = tqdm(jobs, desc="images", unit="image", disable=not show_progress, file=sys.stderr)
+        written, skipped, failed = _run_jobs(jobs, upscaler, args, max_pixels)
+    failed += len(failures)
+    print(f"upscaled {written} image(s) with {model.name} x{scale_label}; {skipped} skipped, {failed} failed")
+    return 1 if failed else 0
+
+
+def _run_jobs(jobs, upscaler, args: argparse.Namespace, max_pixels: int | None) -> tuple[int, int, int]:
+    """Upscale each (input, output) pair; a bad input is reported and counted, not fatal."""
+    from tqdm import tqdm
+
+    from srgan.errors import SrganError
+
+    show_progress = args.progress or sys.stderr.isatty()
+    written = skipped = failed = 0
+    with tqdm(jobs, desc="images", unit="image", disable=not show_progress, file=sys.stderr) as images_bar:
         for source, target in images_bar:
             if target.exists() and not args.overwrite:
                 tqdm.write(f"srgan: note: skipping {source}: {target} exists (use --overwrite)", file=sys.stderr)
                 skipped += 1
                 continue
             try:
-                with tqdm(desc=source.name, unit="tile", leave=False, disable=not show_progress, file=sys.stderr) as tiles_bar:
+                with tqdm(
+                    desc=source.name, unit="tile", leave=False, disable=not show_progress, file=sys.stderr
+                ) as tiles_bar:
                     _upscale_file(source, target, upscaler, args.outscale, max_pixels, tiles_bar)
                 written += 1
             except SrganError as error:
@@ -93,8 +102,7 @@ def upscale_command(args: argparse.Namespace) -> int:
             except OSError as error:
                 _report(f"{target}: cannot write ({error})")
                 failed += 1
-    print(f"upscaled {written} image(s) with {model.name} x{scale_label}; {skipped} skipped, {failed} failed")
-    return 1 if failed else 0
+    return written, skipped, failed
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -175,12 +183,10 @@ def _plan_outputs(
     from srgan.errors import SrganError
 
     target = Path(output).expanduser() if output else None
-    single_file_output = (
-        target is not None
-        and len(sources) == 1
-        and not target.is_dir()
-        and target.suffix.lower() in _readable_extensions()
-    )
+    names_a_file = target is not None and not target.is_dir() and target.suffix.lower() in _readable_extensions()
+    if names_a_file and len(sources) > 1:
+        raise SrganError(f"-o {target}: names one file but there are {len(sources)} inputs; give a folder")
+    single_file_output = names_a_file and len(sources) == 1
     jobs: list[tuple[Path, Path]] = []
     for source in sources:
         if single_file_output:
