@@ -17,8 +17,8 @@ reproduces MATLAB's algorithm:
   clamped to 0..255 before the next pass. This is what makes the standard LR benchmark files
   (`Set5_LR_bicubic/X4/...`) come out bit-exact; the float path differs from them by up to 2 levels.
 
-The work per dimension is a gather of `taps` input rows (or columns) per output pixel followed by a
-weighted sum, so it costs O(output size x taps), runs batched on any device and suits large images.
+The work per dimension is a product with a banded weight matrix, done block by block (see
+`_resize_dim`): it costs O(output size x band), runs batched on any device and suits large images.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from torch import Tensor, nn
 
 # The cubic kernel is non-zero on (-2, 2).
 _CUBIC_SUPPORT = 4.0
+# Inputs read per block of outputs: wide enough for efficient matmuls, narrow enough that the
+# zeros of the banded weight matrix cost little.
+_BAND_INPUTS = 128
 
 
 def _cubic_kernel(distance: Tensor) -> Tensor:
@@ -71,15 +74,26 @@ def _round_to_uint8_range(x: Tensor) -> Tensor:
 
 
 def _resize_dim(x: Tensor, dim: int, out_length: int, scale: float, antialias: bool) -> Tensor:
+    """Resize along `dim` (height or width) as a banded matrix product, one block of outputs at a time.
+
+    Each block of outputs reads only a narrow band of inputs, so a small dense weight matrix times that
+    band does the work on the fast matmul kernels of any device, without ever forming the full
+    (out x in) matrix that would be quadratic in the image size.
+    """
     indices, weights = _contributions(x.shape[dim], out_length, scale, antialias)
-    taps = indices.shape[1]
-    gathered = x.index_select(dim, indices.flatten().to(x.device))
-    # Split the gathered axis into (out_length, taps) and weight-sum over the taps.
-    gathered = gathered.unflatten(dim, (out_length, taps))
-    weight_shape = [1] * gathered.dim()
-    weight_shape[dim], weight_shape[dim + 1] = out_length, taps
-    weights = weights.to(device=x.device, dtype=x.dtype).reshape(weight_shape)
-    return (gathered * weights).sum(dim=dim + 1)
+    along_height = dim == x.dim() - 2
+    block_length = max(1, round(_BAND_INPUTS * scale))
+    pieces = []
+    for start in range(0, out_length, block_length):
+        block_indices = indices[start : start + block_length]
+        first, last = int(block_indices.min()), int(block_indices.max())
+        # Mirrored taps can hit the same input twice; scatter_add sums their weights.
+        block = torch.zeros(len(block_indices), last - first + 1, dtype=torch.float64)
+        block.scatter_add_(1, block_indices - first, weights[start : start + block_length])
+        block = block.to(device=x.device, dtype=x.dtype)
+        band = x.narrow(dim, first, last - first + 1)
+        pieces.append(block @ band if along_height else band @ block.T)
+    return torch.cat(pieces, dim=dim)
 
 
 def matlab_bicubic_resize(
