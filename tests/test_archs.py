@@ -163,10 +163,21 @@ def test_rrdbnet_x2_takes_pixel_unshuffled_input_like_real_esrgan_x2plus():
 
 
 @pytest.mark.parametrize("scale", [1, 2, 4])
-def test_rrdbnet_output_shape(scale):
+@pytest.mark.parametrize(("height", "width"), [(8, 12), (7, 9)])
+def test_rrdbnet_output_shape(scale, height, width):
+    # sides that the pixel-unshuffle factor does not divide are padded inside and cropped again
     model = RRDBNet(num_features=8, growth_channels=4, num_blocks=1, scale=scale)
-    out = model(torch.rand(1, 3, 8, 12))
-    assert out.shape == (1, 3, 8 * scale, 12 * scale)
+    out = model(torch.rand(1, 3, height, width))
+    assert out.shape == (1, 3, height * scale, width * scale)
+
+
+def test_rrdbnet_x2_on_odd_sizes_equals_the_edge_replicated_even_input_cropped():
+    model = RRDBNet(num_features=8, growth_channels=4, num_blocks=1, scale=2).eval()
+    odd = torch.rand(1, 3, 7, 5)
+    even = torch.cat([odd, odd[..., -1:, :]], dim=2)
+    even = torch.cat([even, even[..., -1:]], dim=3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(odd), model(even)[..., :14, :10])
 
 
 def test_rrdbnet_rejects_unsupported_scale():

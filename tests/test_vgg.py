@@ -84,6 +84,12 @@ def test_loads_a_torchvision_pth_with_extra_keys(tmp_path):
     torch.testing.assert_close(extractor.features[2].weight, state["features.2.weight"])
 
 
+def test_weights_path_expands_the_home_folder(vgg_to_conv3_4, monkeypatch):
+    monkeypatch.setenv("HOME", str(vgg_to_conv3_4.parent))
+    extractor = VGGFeatureExtractor("relu1_1", f"~/{vgg_to_conv3_4.name}")
+    assert extractor(torch.rand(1, 3, 4, 4))["relu1_1"].shape == (1, 64, 4, 4)
+
+
 def test_partial_weights_that_miss_a_requested_layer_are_an_error(vgg_to_conv3_4):
     with pytest.raises(SrganError, match=r"vgg_part\.safetensors: no weights for VGG19 layer conv4_1 \(features\.19"):
         VGGFeatureExtractor("vgg54", vgg_to_conv3_4)

@@ -131,7 +131,7 @@ def _rrdbnet_presets() -> list[ModelSpec]:
             "rrdbnet_x2",
             "rrdbnet",
             16_703_171,
-            "ESRGAN RRDBNet x2 (pixel-unshuffled input, as Real-ESRGAN x2plus); H, W must be even",
+            "ESRGAN RRDBNet x2 (pixel-unshuffled input, as Real-ESRGAN x2plus)",
             scale=2,
         ),
         _spec(

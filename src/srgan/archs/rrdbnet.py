@@ -9,10 +9,13 @@ at x4.
 Parameter names are BasicSR's (`conv_first`, `body.N.rdb1.conv1`, `conv_body`, `conv_up1`,
 `conv_up2`, `conv_hr`, `conv_last`) so ESRGAN / Real-ESRGAN / BasicSR state dicts load with
 `strict=True`. Scales 2 and 1 work as in Real-ESRGAN's x2 model: the input is pixel-unshuffled
-first (channels x4 or x16), then the same x4 trunk runs, so H and W must be divisible by 2 or 4.
+first (channels x4 or x16), then the same x4 trunk runs; inputs whose sides are not a multiple of
+2 (or 4) are edge-padded first and the output cropped, so any size works.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -42,9 +45,10 @@ class ResidualDenseBlock(nn.Module):
     def _init_weights(self) -> None:
         for index in range(1, 6):
             conv = getattr(self, f"conv{index}")
-            nn.init.kaiming_normal_(conv.weight)
-            conv.weight.mul_(0.1)
-            conv.bias.zero_()
+            # MSRA (Kaiming normal, fan-in, ReLU gain) scaled by 0.1, drawn in one step
+            fan_in = conv.weight[0].numel()
+            nn.init.normal_(conv.weight, std=0.1 * math.sqrt(2.0 / fan_in))
+            nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
@@ -95,10 +99,15 @@ class RRDBNet(nn.Module):
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.unshuffle_factor > 1:
-            x = F.pixel_unshuffle(x, self.unshuffle_factor)
+        height, width = x.shape[-2:]
+        factor = self.unshuffle_factor
+        if factor > 1:
+            # edge-replicate to a multiple of the unshuffle factor; the extra rows/columns are cropped below
+            x = F.pad(x, (0, -width % factor, 0, -height % factor), mode="replicate")
+            x = F.pixel_unshuffle(x, factor)
         features = self.conv_first(x)
         features = features + self.conv_body(self.body(features))
         for conv_up in (self.conv_up1, self.conv_up2):
             features = self.lrelu(conv_up(F.interpolate(features, scale_factor=2.0, mode="nearest")))
-        return self.conv_last(self.lrelu(self.conv_hr(features)))
+        out = self.conv_last(self.lrelu(self.conv_hr(features)))
+        return out[..., : height * self.scale, : width * self.scale]

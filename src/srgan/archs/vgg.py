@@ -86,7 +86,7 @@ class VGGFeatureExtractor(nn.Module):
     Frozen by construction: the conv weights are buffers, so `parameters()` is empty.
 
     `layers` are layer names or aliases; `weights_path` a `.safetensors` or torchvision `.pth` file
-    with `features.N.weight/bias` keys (partial files are fine if they cover the requested layers).
+    (`~` is expanded, as recipes point into ~/.cache/srgan) with `features.N.weight/bias` keys (partial files are fine if they cover the requested layers).
     """
 
     def __init__(self, layers: str | Sequence[str], weights_path: str | Path, convention: str = "torchvision"):
@@ -105,7 +105,7 @@ class VGGFeatureExtractor(nn.Module):
             self._names_at.setdefault(index, []).append(name)
         depth = max(taps.values()) + 1
         self.features = nn.Sequential(*(_make_layer(layer) for layer in VGG19_LAYERS[:depth]))
-        self._load_weights(Path(weights_path))
+        self._load_weights(Path(weights_path).expanduser())
 
         preprocessing = CONVENTIONS[convention]
         self._bgr = preprocessing.bgr
