@@ -27,7 +27,8 @@ def served(tmp_path):
         "features.2.weight": torch.randn(4, 4, 3, 3),
         "classifier.0.weight": torch.randn(2, 8),
     }
-    torch.save(tensors, root / "vgg19-fake.pth")
+    # torchvision's 2017 files use the legacy (non-zip) serialization
+    torch.save(tensors, root / "vgg19-fake.pth", _use_new_zipfile_serialization=False)
     digest = hashlib.sha256((root / "vgg19-fake.pth").read_bytes()).hexdigest()
 
     class QuietHandler(http.server.SimpleHTTPRequestHandler):
