@@ -1,0 +1,393 @@
+"""Benchmark runner: every model on every dataset under the standard SR protocol -> tables, files, figures.
+
+The protocol (the one behind the published tables, see docs/EVALUATION.md):
+
+- the HR image is cropped to a multiple of the scale; the LR input is MATLAB bicubic of it computed on
+  8-bit pixels (bit-exact with the LR files MATLAB writes), or read from an LR folder;
+- each model's output is rounded to 8 bits, as if saved to PNG and read back;
+- PSNR / SSIM on the BT.601 Y channel (or RGB) with `scale` pixels cropped at each border;
+- a gray image (its three channels are equal everywhere, such as Set14's bridge.png) goes into the
+  models as three equal channels; the output's channel mean is scored against the gray values, never
+  through the Y formula (which would compress the range to 16..235 and inflate PSNR);
+- bicubic upscaling is always evaluated too, as the reference row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from srgan.errors import SrganError
+from srgan.fileutil import atomic_write, atomic_write_bytes
+
+BICUBIC = "bicubic"
+# Side of the HR region shown in comparison figures (smaller images are shown whole).
+FIGURE_CROP = 128
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How images were scored; `describe()` is printed next to every table."""
+
+    scale: int
+    y_channel: bool
+    crop_border: int
+
+    @property
+    def channel(self) -> str:
+        return "Y" if self.y_channel else "RGB"
+
+    def describe(self) -> str:
+        channel = "the Y channel (BT.601, as MATLAB's rgb2ycbcr)" if self.y_channel else "RGB"
+        return (
+            f"x{self.scale}; PSNR (dB) / SSIM (11x11 Gaussian, sigma 1.5) on {channel}; "
+            f"{self.crop_border} px cropped at each border; HR cropped to a multiple of {self.scale}; "
+            "outputs rounded to 8 bits; gray images scored on their gray values"
+        )
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    hr_dir: str
+    lr_dir: str | None
+    images: int
+    scale: int
+
+    @property
+    def lr_source(self) -> str:
+        if self.lr_dir is not None:
+            return f"read from {self.lr_dir}"
+        return f"MATLAB bicubic (antialiased, x1/{self.scale}) of the HR, on 8-bit pixels"
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    dataset: str
+    image: str
+    model: str
+    psnr: float
+    ssim: float
+
+
+@dataclass(frozen=True)
+class MeanScore:
+    dataset: str
+    model: str
+    images: int
+    psnr: float
+    ssim: float
+
+
+@dataclass
+class EvaluationReport:
+    """Scores of every model on every image, with the protocol and where the data came from."""
+
+    protocol: Protocol
+    models: list[str]
+    datasets: list[DatasetInfo]
+    scores: list[ImageScore]
+
+    def means(self) -> list[MeanScore]:
+        """Per (dataset, model) means, datasets and models in the order they were given."""
+        means = []
+        for dataset in self.datasets:
+            for model in self.models:
+                rows = [s for s in self.scores if s.dataset == dataset.name and s.model == model]
+                if rows:
+                    means.append(
+                        MeanScore(
+                            dataset.name,
+                            model,
+                            len(rows),
+                            sum(row.psnr for row in rows) / len(rows),
+                            sum(row.ssim for row in rows) / len(rows),
+                        )
+                    )
+        return means
+
+    def mean_of(self, dataset: str, model: str) -> MeanScore:
+        return next(m for m in self.means() if m.dataset == dataset and m.model == model)
+
+    def to_dict(self) -> dict:
+        return {
+            "protocol": {**asdict(self.protocol), "channel": self.protocol.channel, "description": self.protocol.describe()},
+            "datasets": [{**asdict(dataset), "lr_source": dataset.lr_source} for dataset in self.datasets],
+            "models": list(self.models),
+            "means": [asdict(mean) for mean in self.means()],
+            "per_image": [asdict(score) for score in self.scores],
+        }
+
+
+def evaluate_models(
+    models: Sequence,
+    datasets: Sequence[str | os.PathLike],
+    scale: int,
+    *,
+    lr_dirs: Sequence[str | os.PathLike] | None = None,
+    y_channel: bool = True,
+    crop_border: int | None = None,
+    device: str | None = None,
+    tile: int | None = None,
+    figures_dir: str | os.PathLike | None = None,
+    progress: bool | None = None,
+) -> EvaluationReport:
+    """Evaluate `models` (names, model file paths or `LoadedModel`s) on HR folders `datasets`.
+
+    Bicubic is added as the first model when not given. `lr_dirs`, one per dataset, supplies LR images
+    instead of making them. `crop_border` defaults to `scale`. `device` and `tile` go to the tiled
+    `Upscaler`. With `figures_dir`, one comparison figure per image is written to
+    `figures_dir/<dataset>/<image>.png`. `progress=None` shows progress bars only on a terminal.
+    """
+    from srgan.data.files import as_path_list, unique_folder_labels
+    from srgan.data.store import progress_bar
+    from srgan.data.validation import ImageFolderPairs
+    from srgan.inference import Upscaler
+
+    if scale < 1 or scale != int(scale):
+        raise SrganError(f"scale {scale}: must be a positive integer")
+    crop_border = scale if crop_border is None else crop_border
+    if crop_border < 0:
+        raise SrganError(f"crop border {crop_border}: must be 0 or more pixels")
+    hr_folders = as_path_list(datasets)
+    if not hr_folders:
+        raise SrganError("no dataset given; pass at least one folder of HR images (--data DIR)")
+    lr_folders = as_path_list(lr_dirs) if lr_dirs else [None] * len(hr_folders)
+    if len(lr_folders) != len(hr_folders):
+        raise SrganError(
+            f"got {len(hr_folders)} datasets but {len(lr_folders)} LR folders; give one --lr-dir per --data, in order"
+        )
+    for folder in (*hr_folders, *(f for f in lr_folders if f is not None)):
+        # ImageFolderPairs would say the same, but only after decoding the earlier datasets.
+        if not Path(folder).is_dir():
+            raise SrganError(f"{folder}: folder not found; check the path")
+
+    protocol = Protocol(int(scale), y_channel, crop_border)
+    labels, loaded_models = _load_models(models, protocol.scale)
+    upscalers = [Upscaler(model, device=device, tile=tile) for model in loaded_models]
+    report = EvaluationReport(protocol, labels, [], [])
+    for name, hr_folder, lr_folder in zip(unique_folder_labels(hr_folders), hr_folders, lr_folders):
+        pairs = ImageFolderPairs(hr_folder, scale=protocol.scale, lr_dir=lr_folder, progress=progress)
+        report.datasets.append(
+            DatasetInfo(name, str(hr_folder), None if lr_folder is None else str(lr_folder), len(pairs), protocol.scale)
+        )
+        for image_name, lr, hr in progress_bar(pairs, total=len(pairs), description=name, enabled=progress):
+            outputs = [_upscale_8bit(upscaler, lr) for upscaler in upscalers]
+            gray = _is_gray(hr)
+            image_scores = [_score(output, hr, gray, protocol, f"{hr_folder}/{image_name}") for output in outputs]
+            report.scores += [
+                ImageScore(name, image_name, label, psnr_value, ssim_value)
+                for label, (psnr_value, ssim_value) in zip(labels, image_scores)
+            ]
+            if figures_dir is not None:
+                figure_path = Path(figures_dir) / name / f"{image_name}.png"
+                title = f"{name}/{image_name}, x{protocol.scale}, {protocol.channel}"
+                save_comparison_figure(figure_path, title, lr, hr, list(zip(labels, outputs, image_scores)), protocol.scale)
+    return report
+
+
+def _load_models(models: Sequence, scale: int) -> tuple[list[str], list]:
+    """Load every model (bicubic first if missing), with a unique label each."""
+    from srgan.models import LoadedModel, load_model
+
+    requested = list(models)
+    if not any(_is_bicubic(model) for model in requested):
+        requested.insert(0, BICUBIC)
+    labels, loaded_models = [], []
+    for model in requested:
+        loaded = model if isinstance(model, LoadedModel) else load_model(model, scale=scale)
+        if loaded.scale != scale:
+            raise SrganError(f"{loaded.name}: this model upscales x{loaded.scale}, not x{scale}; pick a x{scale} model")
+        if loaded.in_channels != 3 or loaded.out_channels != 3:
+            raise SrganError(
+                f"{loaded.name}: takes {loaded.in_channels}-channel input and gives {loaded.out_channels}; "
+                "srgan eval scores RGB models"
+            )
+        # Two files with the same name (runs/a/model.safetensors, runs/b/...) are told apart by their path.
+        label = loaded.name if loaded.name not in labels else os.fspath(model)
+        if label in labels:
+            raise SrganError(f"{label}: model given twice; pass each model once")
+        labels.append(label)
+        loaded_models.append(loaded)
+    return labels, loaded_models
+
+
+def _is_bicubic(model) -> bool:
+    name = model if isinstance(model, str) else getattr(model, "name", None)
+    return isinstance(name, str) and name.lower() == BICUBIC
+
+
+def _upscale_8bit(upscaler, lr: Tensor) -> Tensor:
+    """(3,h,w) float -> (3,H,W) model output rounded to 8-bit levels (what a saved PNG would hold)."""
+    from srgan.data.store import to_float, to_uint8
+
+    return to_float(to_uint8(upscaler.upscale_tensor(lr[None])[0]))
+
+
+def _is_gray(image: Tensor) -> bool:
+    return bool(torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]))
+
+
+def _score(output: Tensor, hr: Tensor, gray: bool, protocol: Protocol, image: str) -> tuple[float, float]:
+    from srgan.metrics import psnr, ssim
+
+    if gray:
+        output, hr = output.mean(dim=0, keepdim=True), hr[:1]
+    options = {"crop_border": protocol.crop_border, "y_channel": protocol.y_channel}
+    try:
+        return psnr(output[None], hr[None], **options).item(), ssim(output[None], hr[None], **options).item()
+    except ValueError as error:  # the image is too small for the crop or the SSIM window
+        raise SrganError(f"{image}: cannot be scored ({error}); remove it or lower --crop-border") from None
+
+
+def _detail_crop(hr: Tensor, side: int, scale: int) -> tuple[int, int]:
+    """Top-left corner (multiples of `scale`) of the `side` x `side` HR region with the most detail."""
+    luma = hr.mean(dim=0)
+    detail = torch.zeros_like(luma)
+    detail[:, 1:] += (luma[:, 1:] - luma[:, :-1]).abs()
+    detail[1:, :] += (luma[1:, :] - luma[:-1, :]).abs()
+    energy = torch.nn.functional.avg_pool2d(detail[None, None], side, stride=scale)[0, 0]
+    row, col = divmod(int(energy.argmax()), energy.shape[1])
+    return row * scale, col * scale
+
+
+def save_comparison_figure(
+    path: str | os.PathLike,
+    title: str,
+    lr: Tensor,
+    hr: Tensor,
+    results: list[tuple[str, Tensor, tuple[float, float]]],
+    scale: int,
+) -> None:
+    """One PNG with the same region of the LR input, each model's output (with PSNR/SSIM) and the HR.
+
+    `results` holds (label, output (3,H,W), (psnr, ssim)) per model; the region is the most detailed
+    `FIGURE_CROP`-pixel square of the HR image.
+    """
+    from matplotlib.figure import Figure
+
+    height, width = hr.shape[1:]
+    side = min(FIGURE_CROP, height, width) // scale * scale
+    top, left = _detail_crop(hr, side, scale)
+    panels = [("LR input", lr[:, top // scale : (top + side) // scale, left // scale : (left + side) // scale])]
+    panels += [
+        (f"{label}\n{psnr_value:.2f} dB / {ssim_value:.4f}", output[:, top : top + side, left : left + side])
+        for label, output, (psnr_value, ssim_value) in results
+    ]
+    panels.append(("HR (ground truth)", hr[:, top : top + side, left : left + side]))
+
+    figure = Figure(figsize=(2.2 * len(panels), 2.9), layout="constrained")
+    figure.suptitle(title, fontsize=9)
+    for axes, (caption, pixels) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        axes.imshow(pixels.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+        axes.set_title(caption, fontsize=8)
+        axes.set_axis_off()
+    with atomic_write(path) as temp_path:
+        figure.savefig(temp_path, format="png", dpi=100)
+
+
+# ---- tables and files ------------------------------------------------------------------------------
+
+
+def _summary_rows(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
+    """Paper-style table: one row per model, one "PSNR / SSIM" column per dataset."""
+    header = ["Model"] + [f"{dataset.name} ({dataset.images} images)" for dataset in report.datasets]
+    rows = []
+    for model in report.models:
+        cells = [model]
+        for dataset in report.datasets:
+            mean = report.mean_of(dataset.name, model)
+            cells.append(f"{mean.psnr:.2f} / {mean.ssim:.4f}")
+        rows.append(cells)
+    return header, rows
+
+
+def _per_image_rows(report: EvaluationReport, dataset: str) -> tuple[list[str], list[list[str]]]:
+    """One row per image of `dataset`, one "PSNR / SSIM" column per model."""
+    header = ["Image"] + list(report.models)
+    by_image: dict[str, dict[str, ImageScore]] = {}
+    for score in report.scores:
+        if score.dataset == dataset:
+            by_image.setdefault(score.image, {})[score.model] = score
+    rows = [
+        [image] + [f"{scores[model].psnr:.2f} / {scores[model].ssim:.4f}" for model in report.models]
+        for image, scores in by_image.items()
+    ]
+    return header, rows
+
+
+def _tables(report: EvaluationReport, per_image: bool) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(caption, header, rows) of every table to show."""
+    tables = [("Mean PSNR (dB) / SSIM", *_summary_rows(report))]
+    if per_image:
+        tables += [(f"{dataset.name}, per image", *_per_image_rows(report, dataset.name)) for dataset in report.datasets]
+    return tables
+
+
+def _lr_lines(report: EvaluationReport) -> list[str]:
+    return [f"LR of {dataset.name}: {dataset.lr_source}" for dataset in report.datasets]
+
+
+def format_table(report: EvaluationReport, *, per_image: bool = False) -> str:
+    """Plain-text tables for the terminal, each preceded by the protocol."""
+    blocks = []
+    for caption, header, rows in _tables(report, per_image):
+        widths = [max(len(line[column]) for line in [header, *rows]) for column in range(len(header))]
+        lines = [f"{caption}. Protocol: {report.protocol.describe()}", *_lr_lines(report)]
+        for line in [header, *rows]:
+            lines.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        lines.insert(len(lines) - len(rows), "  ".join("-" * width for width in widths))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def format_markdown(report: EvaluationReport, *, per_image: bool = False) -> str:
+    """Markdown tables, each preceded by the protocol."""
+    blocks = []
+    for caption, header, rows in _tables(report, per_image):
+        lines = [f"**{caption}.** Protocol: {report.protocol.describe()}.", ""]
+        lines += [f"- {line}" for line in _lr_lines(report)] + [""]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join("---" for _ in header) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+CSV_COLUMNS = ("dataset", "model", "image", "images", "psnr", "ssim", "scale", "channel", "crop_border", "lr")
+
+
+def format_csv(report: EvaluationReport, *, per_image: bool = False) -> str:
+    """One row per (dataset, model) mean (`image` empty), then per image when asked; protocol in every row."""
+    protocol = report.protocol
+    lr_source = {dataset.name: dataset.lr_source for dataset in report.datasets}
+    rows = [(mean.dataset, mean.model, "", mean.images, mean.psnr, mean.ssim) for mean in report.means()]
+    if per_image:
+        rows += [(s.dataset, s.model, s.image, 1, s.psnr, s.ssim) for s in report.scores]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for dataset, model, image, count, psnr_value, ssim_value in rows:
+        writer.writerow(
+            [dataset, model, image, count, f"{psnr_value:.4f}", f"{ssim_value:.6f}", protocol.scale,
+             protocol.channel, protocol.crop_border, lr_source[dataset]]
+        )
+    return buffer.getvalue()
+
+
+def format_json(report: EvaluationReport) -> str:
+    """Everything: protocol, datasets, means and per-image scores (full precision)."""
+    return json.dumps(report.to_dict(), indent=2) + "\n"
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a report file atomically (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
