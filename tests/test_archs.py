@@ -6,7 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from srgan.archs import ARCHS, PRESETS, ModelSpec, build_arch, create_model, get_spec, list_models
+from srgan.archs import (
+    ARCHS,
+    PRESETS,
+    ModelSpec,
+    build_arch,
+    create_model,
+    get_spec,
+    list_models,
+)
 from srgan.archs.discriminator import SRGANDiscriminator
 from srgan.archs.edsr import DIV2K_RGB_MEAN, EDSR
 from srgan.archs.rrdbnet import RRDBNet

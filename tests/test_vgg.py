@@ -9,7 +9,12 @@ from safetensors.torch import load_file, save_file
 
 from srgan.archs import build_arch
 from srgan.archs.discriminator import VGGFeatureDiscriminator
-from srgan.archs.vgg import LAYER_INDEX, VGG19_LAYERS, VGGFeatureExtractor, resolve_layer
+from srgan.archs.vgg import (
+    LAYER_INDEX,
+    VGG19_LAYERS,
+    VGGFeatureExtractor,
+    resolve_layer,
+)
 from srgan.errors import SrganError
 
 SHARED_VGG = "weights/vgg19_imagenet_conv1-conv3_caffe.safetensors"

@@ -106,9 +106,7 @@ class AdversarialLoss:
         if self.kind == "vanilla":
             return 0.5 * (_bce(real_logits, True) + _bce(fake_logits, False))
         if self.kind == "ragan":
-            return 0.5 * (
-                _bce(real_logits - fake_logits.mean(), True) + _bce(fake_logits - real_logits.mean(), False)
-            )
+            return 0.5 * (_bce(real_logits - fake_logits.mean(), True) + _bce(fake_logits - real_logits.mean(), False))
         return fake_logits.mean() - real_logits.mean()
 
     def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
@@ -120,9 +118,7 @@ class AdversarialLoss:
                 raise ValueError("the RaGAN generator loss needs the discriminator's logits on real images")
             # D(hr) does not depend on G: no gradient needed through it
             real_logits = real_logits.detach()
-            return 0.5 * (
-                _bce(real_logits - fake_logits.mean(), False) + _bce(fake_logits - real_logits.mean(), True)
-            )
+            return 0.5 * (_bce(real_logits - fake_logits.mean(), False) + _bce(fake_logits - real_logits.mean(), True))
         return -fake_logits.mean()
 
 

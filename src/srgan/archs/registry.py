@@ -69,9 +69,7 @@ def build_arch(arch: str, kwargs: Mapping[str, Any]) -> nn.Module:
     """Build architecture `arch` with keyword arguments `kwargs` (e.g. from a model file's metadata)."""
     builder = ARCHS.get(arch)
     if builder is None:
-        raise SrganError(
-            f"unknown architecture {arch!r}{_nearest(arch, ARCHS)}; known: {', '.join(sorted(ARCHS))}"
-        )
+        raise SrganError(f"unknown architecture {arch!r}{_nearest(arch, ARCHS)}; known: {', '.join(sorted(ARCHS))}")
     accepted = inspect.signature(builder).parameters
     for key in kwargs:
         if key not in accepted:

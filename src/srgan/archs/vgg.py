@@ -15,6 +15,7 @@ chosen explicitly and kept in the `convention` attribute:
 from __future__ import annotations
 
 import difflib
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,9 @@ class VGGFeatureExtractor(nn.Module):
 
     Frozen by construction: the conv weights are buffers, so `parameters()` is empty.
 
-    `layers` are layer names or aliases; `weights_path` a `.safetensors` or torchvision `.pth` file
-    (`~` is expanded, as recipes point into ~/.cache/srgan) with `features.N.weight/bias` keys (partial files are fine if they cover the requested layers).
+    `layers` are layer names or aliases. `weights_path` is a `.safetensors` or torchvision `.pth`
+    file with `features.N.weight/bias` keys (`~` is expanded); a partial file is fine when it
+    covers the requested layers.
     """
 
     def __init__(self, layers: str | Sequence[str], weights_path: str | Path, convention: str = "torchvision"):
@@ -176,13 +178,14 @@ def _make_layer(layer: _Layer) -> nn.Module:
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise SrganError(f"{path}: VGG19 weights file not found; pass the path of a .safetensors or .pth file")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             return load_file(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
+    except (SafetensorError, pickle.UnpicklingError, OSError, RuntimeError, EOFError) as error:
         raise SrganError(f"{path}: cannot read VGG19 weights ({error})") from None
     if not isinstance(state, dict):
         raise SrganError(f"{path}: not a state dict of VGG19 weights")
