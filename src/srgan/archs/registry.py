@@ -3,7 +3,8 @@
 `create_model(name)` and `list_models()` are the only ways in for the CLI, training and tests.
 Presets are written out below, one small function per family; nothing is discovered by scanning.
 Each preset records its parameter count (checked against the built module by the tests) so
-`srgan models` can list sizes without building 43M-parameter networks.
+`srgan models` can list sizes without building 43M-parameter networks. Presets are generators;
+discriminators are architectures only, built from a training config with `build_arch`.
 """
 
 from __future__ import annotations
