@@ -223,6 +223,17 @@ def test_ncnn_graph_with_an_operation_the_model_lacks_is_refused(animevideo_expo
         convert_ncnn(param, weights)
 
 
+def test_ncnn_graph_wired_differently_is_refused(animevideo_export):
+    # same layers, but the skip branch upsamples the first conv's output instead of the input image
+    param, weights = animevideo_export
+    text = param.read_text()
+    rewired = text.replace("1 1 input.1_splitncnn_0 111", "1 1 54 111")
+    assert rewired != text
+    param.write_text(rewired)
+    with pytest.raises(SrganError, match=r"anime\.param: unexpected ncnn graph \(upsampled input\)"):
+        convert_ncnn(param, weights)
+
+
 def test_truncated_param_file_is_refused(animevideo_export):
     param, weights = animevideo_export
     param.write_text("\n".join(param.read_text().splitlines()[:20]) + "\n")

@@ -410,6 +410,23 @@ def _require(condition: bool, param_path: Path, what: str) -> None:
         raise SrganError(f"{param_path}: unexpected ncnn graph ({what}); cannot convert it faithfully")
 
 
+def _blob_producers(layers: list[NcnnLayer]) -> dict[str, NcnnLayer]:
+    """blob name -> the layer that computes it, looking through Split layers (they only fan out)."""
+    producers: dict[str, NcnnLayer] = {}
+    for layer in layers:
+        for blob in layer.outputs:
+            producers[blob] = producers[layer.inputs[0]] if layer.kind == "Split" else layer
+    return producers
+
+
+def _require_sum_of(binary: NcnnLayer, expected: list[NcnnLayer], layers: list[NcnnLayer], param_path: Path) -> None:
+    """Check that BinaryOp `binary` adds exactly the outputs of the `expected` layers."""
+    producers = _blob_producers(layers)
+    _require(binary.int_param(0) == 0, param_path, f"{binary.name} is not an addition")
+    added = sorted(id(producers[blob]) for blob in binary.inputs if blob in producers)
+    _require(added == sorted(id(layer) for layer in expected), param_path, f"{binary.name} adds the wrong inputs")
+
+
 def _conv_tensors(state_dict: dict[str, Tensor], prefix: str, conv: _Conv, param_path: Path) -> None:
     _require(conv.bias is not None, param_path, f"{conv.layer.name} has no bias")
     state_dict[f"{prefix}.weight"] = conv.weight
@@ -455,8 +472,6 @@ def _ncnn_rrdbnet(layers: list[NcnnLayer], convs: list[_Conv], param_path: Path)
                 param_path,
                 f"{layer.name} is not a nearest x2 upsampling",
             )
-        elif layer.kind == "BinaryOp":
-            _require(layer.int_param(0) == 0, param_path, f"{layer.name} is not an addition")
 
     num_features = convs[0].out_channels
     growth_channels = convs[1].out_channels
@@ -476,6 +491,9 @@ def _ncnn_rrdbnet(layers: list[NcnnLayer], convs: list[_Conv], param_path: Path)
                 )
                 _require_activation(conv, index < 4, param_path)
                 _conv_tensors(state_dict, f"body.{block}.rdb{dense + 1}.conv{index + 1}", conv, param_path)
+    # the trunk's long skip: conv_first's output plus conv_body's
+    binary = next(layer for layer in layers if layer.kind == "BinaryOp")
+    _require_sum_of(binary, [convs[0].layer, convs[-5].layer], layers, param_path)
     tail_names = ("conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last")
     for name, conv in zip(tail_names, convs[-5:]):
         _require_activation(conv, name in ("conv_up1", "conv_up2", "conv_hr"), param_path)
@@ -515,8 +533,11 @@ def _ncnn_srvgg_compact(
         param_path,
         f"the input should be nearest-upsampled x{scale} once and nothing else resized",
     )
+    # the output is the pixel-shuffled body plus the upsampled input
     binary = next(layer for layer in layers if layer.kind == "BinaryOp")
-    _require(binary.int_param(0) == 0, param_path, f"{binary.name} is not an addition")
+    _require_sum_of(binary, [shuffle, interps[0]], layers, param_path)
+    network_input = next(layer for layer in layers if layer.kind == "Input")
+    _require(_blob_producers(layers)[interps[0].inputs[0]] is network_input, param_path, "upsampled input")
 
     state_dict: dict[str, Tensor] = {}
     for index, conv in enumerate(convs):
