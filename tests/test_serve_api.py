@@ -162,10 +162,23 @@ def test_upscale_png_end_to_end_matches_bicubic(client):
     assert np.abs(upscaled.astype(np.float64) - expected).max() <= 1.0
 
 
-def test_outscale_sets_the_output_size(client):
-    job, result = upscale_via_api(client, png_bytes(10, 7), outscale="3")
+def test_outscale_sets_the_output_size_and_upload_names_are_ignored(client):
+    response = client.post(
+        "/api/upscale", files={"image": ("../../../evil.png", png_bytes(10, 7), "image/png")}, data={"outscale": "3"}
+    )
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json())
     assert job["output_size"] == [30, 21]
-    assert Image.open(io.BytesIO(result)).size == (30, 21)
+    assert Image.open(io.BytesIO(client.get(job["result_url"]).content)).size == (30, 21)
+
+
+@pytest.mark.parametrize(("mode", "color"), [("L", 120), ("LA", (120, 200)), ("RGBA", (10, 20, 30, 128))])
+def test_gray_and_alpha_are_kept(client, mode, color):
+    buffer = io.BytesIO()
+    Image.new(mode, (6, 5), color).save(buffer, format="PNG")
+    job, result = upscale_via_api(client, buffer.getvalue())
+    upscaled = Image.open(io.BytesIO(result))
+    assert upscaled.mode == mode and upscaled.size == (24, 20)
 
 
 def test_content_decides_what_is_an_image_not_the_name(client):
@@ -267,6 +280,15 @@ def test_missing_serve_extra_is_one_clear_line(monkeypatch, capsys):
     assert main(["serve"]) == 1
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and 'pip install "srgan[serve]"' in error
+
+
+def test_busy_port_is_one_clear_line(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["serve", "--port", str(taken.getsockname()[1]), "--model", "bicubic"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "cannot listen on 127.0.0.1" in error and "--port" in error
 
 
 # The job queue itself, in-process: ordering, positions, the full-queue refusal, failures and expiry.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import socket
 import sys
 
 from srgan.errors import SrganError
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="default model: a name from `srgan models` or a model file (default: the embedded default model)",
+        help="default model: a name from `srgan models` or a model file (default: the one `srgan upscale` uses)",
     )
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: best available)")
     parser.add_argument(
@@ -55,6 +56,7 @@ def run_serve(args: argparse.Namespace) -> int:
     missing = [name for name in _SERVE_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         raise SrganError(f'srgan serve needs {", ".join(missing)}: pip install "srgan[serve]"')
+    _check_can_listen(args.host, args.port)
     import uvicorn
 
     from srgan.serve.app import ServerSettings, create_app
@@ -78,22 +80,40 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with one line before the model loads, rather than with uvicorn's log after it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind((host, port))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SrganError(f"cannot listen on {host}:{port} ({reason}); pick another --port or --host") from None
+
+
 def _port(text: str) -> int:
-    value = int(text)
-    if not 0 < value < 65536:
+    value = _positive_int(text)
+    if value > 65535:
         raise argparse.ArgumentTypeError(f"port {text} is out of range; use 1-65535")
     return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a positive whole number")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"{text} must be a positive number")
     return value

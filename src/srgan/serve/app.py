@@ -284,13 +284,24 @@ def _parse_options(engine: UpscaleEngine, model_field, outscale_field) -> tuple[
 
 
 def _store_and_decode(upload: UploadFile, path: Path, max_pixels: int):
-    """Write the upload into the job's folder, check its header, then decode it fully.
+    """Write the upload into the job's folder, check its header, then decode it fully (and drop the file).
 
     The content alone decides whether this is an image: the file name and the declared content
     type are ignored.
     """
     with path.open("wb") as stored:
         shutil.copyfileobj(upload.file, stored)
+    try:
+        _check_header(path, max_pixels)
+        return read_image(path, max_pixels=max_pixels)
+    except SrganError as error:
+        raise HTTPException(422, str(error).replace(str(path), _CLIENT_IMAGE_NAME)) from None
+    finally:
+        path.unlink()
+
+
+def _check_header(path: Path, max_pixels: int) -> None:
+    """Refuse non-images (415) and images with too many pixels (413) from the header alone."""
     if path.stat().st_size == 0:
         raise HTTPException(422, "the uploaded file is empty")
     # Pillow's own decompression-bomb guard is irrelevant here: our pixel limit is checked first.
@@ -300,17 +311,15 @@ def _store_and_decode(upload: UploadFile, path: Path, max_pixels: int):
             with Image.open(path) as header:
                 width, height = header.size
         except UnidentifiedImageError:
-            raise HTTPException(415, "the uploaded file is not an image Pillow can read (PNG, JPEG, WebP, TIFF...)")
+            raise HTTPException(
+                415, "the uploaded file is not an image Pillow can read (PNG, JPEG, WebP, TIFF...)"
+            ) from None
         except Image.DecompressionBombError:
             raise _too_many_pixels(None, max_pixels) from None
         except OSError as error:
             raise HTTPException(422, f"the uploaded image cannot be read: {error}") from None
     if width * height > max_pixels:
         raise _too_many_pixels((width, height), max_pixels)
-    try:
-        return read_image(path, max_pixels=max_pixels)
-    except SrganError as error:
-        raise HTTPException(422, str(error).replace(str(path), _CLIENT_IMAGE_NAME)) from None
 
 
 def _find_job(jobs: JobQueue, job_id: uuid.UUID) -> Job:

@@ -41,7 +41,8 @@ async function loadModels() {
   const select = elements["model-select"];
   select.replaceChildren(
     ...catalog.models.map((model) => {
-      const option = new Option(`${model.name} (×${model.scale})`, model.name);
+      // A model's scale is known once the server has loaded it.
+      const option = new Option(model.scale ? `${model.name} (×${model.scale})` : model.name, model.name);
       option.title = model.description || "";
       return option;
     }),
@@ -57,7 +58,7 @@ function selectedModel() {
 
 function updateScaleLabel() {
   const model = selectedModel();
-  elements["scale-select"].options[0].textContent = model ? `Model's own (×${model.scale})` : "Model's own";
+  elements["scale-select"].options[0].textContent = model && model.scale ? `Model's own (×${model.scale})` : "Model's own";
 }
 
 function chooseFile(file) {
