@@ -1,5 +1,6 @@
 import json
 import warnings
+from itertools import islice
 
 import numpy as np
 import pytest
@@ -112,7 +113,7 @@ def test_hr_only_lr_equals_crop_of_whole_image_matlab_lr(tmp_path):
 
     for lr, hr in (dataset[index] for index in range(len(dataset))):
         assert lr.shape == (3, 4, 4) and hr.shape == (3, 16, 16)
-        assert lr.dtype == torch.float32 and 0 <= lr.min() and lr.max() <= 1
+        assert lr.dtype == torch.float32 and lr.min() >= 0 and lr.max() <= 1
         # Locate the patch by its first row of pixels (random content makes it unique).
         hr_pixels = to_uint8(hr).permute(1, 2, 0).numpy()
         matches = [
@@ -192,16 +193,16 @@ def test_patches_per_image_and_image_order(tmp_path):
 
 def test_resumable_sampler_passes_are_permutations_and_resume_exactly():
     stream = ResumableSampler(5, seed=1)
-    draws = [index for index, _ in zip(stream, range(15))]
+    draws = list(islice(stream, 15))
     for data_pass in range(3):
         chunk = draws[data_pass * 5 : data_pass * 5 + 5]
         assert sorted(chunk) == list(range(data_pass * 5, data_pass * 5 + 5))
     assert draws[:5] != list(range(5)) or draws[5:10] != list(range(5, 10))
 
     resumed = ResumableSampler(5, seed=1, start=7)
-    assert [index for index, _ in zip(resumed, range(8))] == draws[7:15]
+    assert list(islice(resumed, 8)) == draws[7:15]
     ranks = [ResumableSampler(5, seed=1, rank=rank, world_size=2) for rank in (0, 1)]
-    rank_draws = [[index for index, _ in zip(sampler, range(5))] for sampler in ranks]
+    rank_draws = [list(islice(sampler, 5)) for sampler in ranks]
     assert rank_draws[0] == draws[0:10:2] and rank_draws[1] == draws[1:10:2]
 
 
@@ -213,8 +214,8 @@ def test_inner_fraction_keeps_patches_inside_the_centre(tmp_path):
     top_rows, left_columns = set(), set()
     for index in range(len(centre)):
         rows, columns = to_uint8(centre[index][1])[:2]
-        assert 30 <= rows.min() and rows.max() < 90, (rows.min(), rows.max())
-        assert 24 <= columns.min() and columns.max() < 72, (columns.min(), columns.max())
+        assert rows.min() >= 30 and rows.max() < 90, (rows.min(), rows.max())
+        assert columns.min() >= 24 and columns.max() < 72, (columns.min(), columns.max())
         top_rows.add(int(rows.min()))
         left_columns.add(int(columns.min()))
     assert len(top_rows) > 5 and len(left_columns) > 5  # positions still vary within the centre
@@ -274,7 +275,7 @@ def test_cache_cap_decodes_uncached_images_again_with_same_result(tmp_path):
 def test_validation_pairs_mod_crop_and_make_lr(tmp_path):
     pixels = random_pixels(30, 37)
     save(tmp_path / "Set" / "bird.png", pixels)
-    (name, lr, hr), = list(ImageFolderPairs(tmp_path / "Set", scale=4))
+    ((name, lr, hr),) = list(ImageFolderPairs(tmp_path / "Set", scale=4))
     assert name == "bird"
     assert hr.shape == (3, 28, 36) and lr.shape == (3, 7, 9)
     assert torch.equal(to_uint8(hr), as_uint8_tensor(pixels)[:, :28, :36])
@@ -285,7 +286,7 @@ def test_validation_pairs_read_lr_folder_of_benchmark_layout(tmp_path):
     save(tmp_path / "Set" / "bird.png", random_pixels(30, 37))
     lr_pixels = random_pixels(7, 9, seed=5)
     save(tmp_path / "Set_LR_bicubic" / "X4" / "birdx4.png", lr_pixels)
-    (name, lr, hr), = list(ImageFolderPairs(tmp_path / "Set", scale=4, lr_dir=tmp_path / "Set_LR_bicubic"))
+    ((name, lr, hr),) = list(ImageFolderPairs(tmp_path / "Set", scale=4, lr_dir=tmp_path / "Set_LR_bicubic"))
     assert hr.shape == (3, 28, 36)
     assert torch.equal(to_uint8(lr), as_uint8_tensor(lr_pixels))
     save(tmp_path / "Set_LR_bicubic" / "X4" / "birdx4.png", random_pixels(8, 9))

@@ -15,11 +15,11 @@ import torch
 from torch import Tensor
 
 from srgan.data.files import FoldersArg
-from srgan.data.patch_dataset import check_inner_fraction
 from srgan.data.patches import (
     DIHEDRAL_TRANSFORMS,
     LR_CONTEXT,
     apply_dihedral,
+    check_inner_fraction,
     check_patch_size,
     crop_with_context,
     lr_from_context_crops,

@@ -13,6 +13,7 @@ from srgan.data.files import FoldersArg
 from srgan.data.patches import (
     DIHEDRAL_TRANSFORMS,
     apply_dihedral,
+    check_inner_fraction,
     check_patch_size,
     crop_with_context,
     lr_from_context_crops,
@@ -24,11 +25,6 @@ from srgan.errors import SrganError
 
 # Separate random streams derived from one seed: per-draw patch choices and per-epoch shuffles.
 _PATCH_STREAM, _SHUFFLE_STREAM = 0, 1
-
-
-def check_inner_fraction(inner_fraction: float | None) -> None:
-    if inner_fraction is not None and not 0 < inner_fraction <= 1:
-        raise SrganError(f"inner_fraction={inner_fraction}: must be in (0, 1], e.g. 0.5 for the inner half")
 
 
 class PatchDataset(Dataset):

@@ -79,6 +79,11 @@ def check_patch_size(hr_patch: int, scale: int) -> None:
         raise SrganError(f"hr_patch={hr_patch}: must be a positive multiple of scale={scale}, e.g. {scale * 24}")
 
 
+def check_inner_fraction(inner_fraction: float | None) -> None:
+    if inner_fraction is not None and not 0 < inner_fraction <= 1:
+        raise SrganError(f"inner_fraction={inner_fraction}: must be in (0, 1], e.g. 0.5 for the inner half")
+
+
 def _mirrored_indices(start: int, count: int, length: int, device: torch.device) -> Tensor:
     """Indices start .. start+count-1 folded back into 0..length-1 like MATLAB's symmetric padding."""
     indices = torch.arange(start, start + count, device=device).remainder(2 * length)

@@ -100,9 +100,7 @@ class ImageStore:
                 self.cached_bytes += size
             else:
                 uncached += 1
-            self.images.append(
-                StoredImage(pair, hr.shape[1], hr.shape[2], hr if keep else None, lr if keep else None)
-            )
+            self.images.append(StoredImage(pair, hr.shape[1], hr.shape[2], hr if keep else None, lr if keep else None))
         if not self.images:
             raise SrganError(f"{source}: none of the images could be read; replace the corrupt files")
         if uncached:
@@ -113,9 +111,7 @@ class ImageStore:
             )
 
     @classmethod
-    def from_folders(
-        cls, hr_dir: FoldersArg, lr_dir: FoldersArg | None = None, *, scale: int, **options
-    ) -> ImageStore:
+    def from_folders(cls, hr_dir: FoldersArg, lr_dir: FoldersArg | None = None, *, scale: int, **options) -> ImageStore:
         """Scan and pair the folders (see `find_pairs`), then decode them; `options` as for the constructor."""
         pairs = find_pairs(hr_dir, lr_dir, scale=scale)
         source = ", ".join(str(folder) for folder in as_path_list(hr_dir))

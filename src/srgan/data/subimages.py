@@ -57,7 +57,7 @@ def _source_files(sources: FoldersArg) -> list[tuple[str, Path, Path]]:
 
 def _cache_key(entries: list[tuple[str, Path, Path]], parameters: dict) -> str:
     described = []
-    for label, root, path in entries:
+    for label, _, path in entries:
         stat = path.stat()
         described.append([label, str(path.resolve()), stat.st_size, stat.st_mtime_ns])
     text = json.dumps({"version": _PREPARATION_VERSION, "parameters": parameters, "sources": described})
