@@ -22,10 +22,10 @@ from PIL import Image
 httpx = pytest.importorskip("httpx", reason='the serve tests need httpx: pip install "srgan[test]"')
 pytest.importorskip("fastapi", reason='srgan serve needs its extra: pip install "srgan[serve]"')
 
-from srgan.cli import main  # noqa: E402
-from srgan.errors import SrganError  # noqa: E402
-from srgan.resize import matlab_bicubic_resize  # noqa: E402
-from srgan.serve.jobs import Job, JobQueue, JobStatus, QueueFullError  # noqa: E402
+from srgan.cli import main
+from srgan.errors import SrganError
+from srgan.resize import matlab_bicubic_resize
+from srgan.serve.jobs import Job, JobQueue, JobStatus, QueueFullError
 
 # Limits of the test server: small enough that the refusal tests stay tiny.
 MAX_UPLOAD_MB = 1
@@ -60,7 +60,9 @@ def running_server(log_path: Path, *options: str) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"server not ready after {SERVER_START_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')}")
+                pytest.fail(
+                    f"server not ready after {SERVER_START_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')}"
+                )
             time.sleep(0.2)
         yield base_url
     finally:
@@ -176,7 +178,7 @@ def test_outscale_sets_the_output_size_and_upload_names_are_ignored(client):
 def test_gray_and_alpha_are_kept(client, mode, color):
     buffer = io.BytesIO()
     Image.new(mode, (6, 5), color).save(buffer, format="PNG")
-    job, result = upscale_via_api(client, buffer.getvalue())
+    _, result = upscale_via_api(client, buffer.getvalue())
     upscaled = Image.open(io.BytesIO(result))
     assert upscaled.mode == mode and upscaled.size == (24, 20)
 
@@ -355,7 +357,9 @@ def test_failed_jobs_report_the_reason_and_results_expire(tmp_path):
             job.model = name
             queue.submit(job)
         wait_until(lambda: all(job.finished_at for job in jobs.values()))
-        assert jobs["broken"].status is JobStatus.FAILED and jobs["broken"].error == "broken: weights missing; reinstall"
+        assert (
+            jobs["broken"].status is JobStatus.FAILED and jobs["broken"].error == "broken: weights missing; reinstall"
+        )
         assert jobs["bug"].status is JobStatus.FAILED and "secret" not in jobs["bug"].error
         good = jobs["good"]
         assert queue.get(good.id) is good and good.result_path.is_file()

@@ -14,9 +14,11 @@ from PIL import Image
 
 pytest.importorskip("fastapi", reason='srgan serve needs its extra: pip install "srgan[serve]"')
 pytest.importorskip("httpx", reason='the serve tests need httpx: pip install "srgan[test]"')
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is missing (run .ci/install-browser)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright's Python package is missing (run .ci/install-browser)"
+)
 
-from test_serve_api import running_server  # noqa: E402
+from test_serve_api import running_server
 
 CHROMIUM = Path(os.environ.get("SRGAN_CHROMIUM", "/usr/bin/chromium"))
 # Offline, quiet, container-friendly headless Chromium.

@@ -35,7 +35,10 @@ def register(subparsers) -> None:
         "--max-upload-mb", type=_positive_float, default=20.0, help="largest accepted upload (default: %(default)s MB)"
     )
     parser.add_argument(
-        "--max-pixels", type=_positive_int, default=4_000_000, help="largest accepted image (default: %(default)s pixels)"
+        "--max-pixels",
+        type=_positive_int,
+        default=4_000_000,
+        help="largest accepted image (default: %(default)s pixels)",
     )
     parser.add_argument(
         "--queue-size",
