@@ -223,6 +223,13 @@ def test_ncnn_graph_with_an_operation_the_model_lacks_is_refused(animevideo_expo
         convert_ncnn(param, weights)
 
 
+def test_ncnn_layer_type_the_model_lacks_is_refused(animevideo_export):
+    param, weights = animevideo_export
+    param.write_text(param.read_text().replace("PReLU                    PRelu_33", "ReLU                     PRelu_33"))
+    with pytest.raises(SrganError, match=r"anime\.param: unexpected ncnn graph \(layer types ReLU\)"):
+        convert_ncnn(param, weights)
+
+
 def test_ncnn_graph_wired_differently_is_refused(animevideo_export):
     # same layers, but the skip branch upsamples the first conv's output instead of the input image
     param, weights = animevideo_export

@@ -242,6 +242,9 @@ NCNN_TAG_FP32 = 0x00000000
 NCNN_ACTIVATION_NONE = 0
 NCNN_ACTIVATION_LEAKY_RELU = 2
 NCNN_INTERP_NEAREST = 1
+# The only layer types each export may contain; Input names the image, Split fans a blob out.
+NCNN_RRDBNET_LAYERS = frozenset({"Input", "Split", "Concat", "Convolution", "Eltwise", "BinaryOp", "Interp"})
+NCNN_SRVGG_COMPACT_LAYERS = frozenset({"Input", "Split", "Convolution", "PReLU", "PixelShuffle", "Interp", "BinaryOp"})
 
 
 @dataclass
@@ -370,6 +373,16 @@ def convert_ncnn(param_path: str | os.PathLike, bin_path: str | os.PathLike) -> 
     """
     param_path, bin_path = Path(param_path), Path(bin_path)
     layers = parse_ncnn_param(param_path)
+    kinds = Counter(layer.kind for layer in layers)
+    if kinds["PReLU"] and kinds["PixelShuffle"]:
+        allowed = NCNN_SRVGG_COMPACT_LAYERS
+    elif kinds["Concat"] and kinds["Eltwise"]:
+        allowed = NCNN_RRDBNET_LAYERS
+    else:
+        raise SrganError(f"{param_path}: ncnn graph is neither RRDBNet nor SRVGGNetCompact; cannot convert it")
+    # Checked before reading the .bin: any other layer could hold weights or change the computation.
+    _require(set(kinds) <= allowed, param_path, f"layer types {', '.join(sorted(set(kinds) - allowed))}")
+
     reader = _NcnnBlobReader(bin_path)
     convs, slopes = [], []
     for layer in layers:
@@ -378,12 +391,9 @@ def convert_ncnn(param_path: str | os.PathLike, bin_path: str | os.PathLike) -> 
         elif layer.kind == "PReLU":
             slopes.append(reader.raw(layer.int_param(0, 1)))
     reader.check_consumed()
-    kinds = Counter(layer.kind for layer in layers)
-    if kinds["PReLU"] and kinds["PixelShuffle"]:
-        return _ncnn_srvgg_compact(layers, convs, slopes, param_path)
-    if kinds["Concat"] and kinds["Eltwise"]:
-        return _ncnn_rrdbnet(layers, convs, param_path)
-    raise SrganError(f"{param_path}: ncnn graph is neither RRDBNet nor SRVGGNetCompact; cannot convert it")
+    if allowed is NCNN_SRVGG_COMPACT_LAYERS:
+        return _ncnn_srvgg_compact(layers, kinds, convs, slopes, param_path)
+    return _ncnn_rrdbnet(layers, kinds, convs, param_path)
 
 
 def _read_ncnn_conv(layer: NcnnLayer, reader: _NcnnBlobReader, param_path: Path) -> _Conv:
@@ -444,16 +454,15 @@ def _require_activation(conv: _Conv, leaky: bool, param_path: Path) -> None:
         _require(conv.activation == NCNN_ACTIVATION_NONE, param_path, f"{conv.layer.name} should have no activation")
 
 
-def _ncnn_rrdbnet(layers: list[NcnnLayer], convs: list[_Conv], param_path: Path) -> tuple[str, dict, dict[str, Tensor]]:
+def _ncnn_rrdbnet(
+    layers: list[NcnnLayer], kinds: Counter, convs: list[_Conv], param_path: Path
+) -> tuple[str, dict, dict[str, Tensor]]:
     """Map an ESRGAN/Real-ESRGAN RRDBNet export onto BasicSR's key names.
 
     Conv order: conv_first, body.{b}.rdb{1..3}.conv{1..5}, conv_body, conv_up1, conv_up2, conv_hr,
     conv_last. The residual scalings (x0.2), dense concatenations and nearest x2 upsamplings are
     checked against the layer list; Split layers only fan a blob out and Input only names it.
     """
-    kinds = Counter(layer.kind for layer in layers)
-    allowed = {"Input", "Split", "Concat", "Convolution", "Eltwise", "BinaryOp", "Interp"}
-    _require(set(kinds) <= allowed, param_path, f"layer types {sorted(set(kinds) - allowed)}")
     # conv_first, 15 per RRDB, then the 5 convolutions of the trunk end and the upsampler
     _require((len(convs) - 6) % 15 == 0 and len(convs) > 6, param_path, f"{len(convs)} convolutions")
     num_blocks = (len(convs) - 6) // 15
@@ -510,7 +519,7 @@ def _ncnn_rrdbnet(layers: list[NcnnLayer], convs: list[_Conv], param_path: Path)
 
 
 def _ncnn_srvgg_compact(
-    layers: list[NcnnLayer], convs: list[_Conv], slopes: list[Tensor], param_path: Path
+    layers: list[NcnnLayer], kinds: Counter, convs: list[_Conv], slopes: list[Tensor], param_path: Path
 ) -> tuple[str, dict, dict[str, Tensor]]:
     """Map a Real-ESRGAN SRVGGNetCompact export onto its key names.
 
@@ -518,9 +527,6 @@ def _ncnn_srvgg_compact(
     adds the nearest-upsampled input. An export that resizes the result afterwards (the x2/x3
     animevideov3 files are the x4 network followed by a bicubic downscale) is refused.
     """
-    kinds = Counter(layer.kind for layer in layers)
-    allowed = {"Input", "Split", "Convolution", "PReLU", "PixelShuffle", "Interp", "BinaryOp"}
-    _require(set(kinds) <= allowed, param_path, f"layer types {sorted(set(kinds) - allowed)}")
     _require(kinds["PixelShuffle"] == 1 and kinds["BinaryOp"] == 1, param_path, "output structure")
     _require(len(slopes) == len(convs) - 1, param_path, "a PReLU after every convolution but the last")
     shuffle = next(layer for layer in layers if layer.kind == "PixelShuffle")
