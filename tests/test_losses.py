@@ -116,6 +116,12 @@ def test_gradient_penalty_trains_the_critic():
     torch.testing.assert_close(critic.weight.grad, critic.weight.detach())
 
 
+def test_gradient_penalty_refuses_a_batchnorm_critic():
+    critic = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.BatchNorm2d(2))
+    with pytest.raises(SrganError, match="gradient penalty: the critic has BatchNorm layers.*norm='none'"):
+        gradient_penalty(critic, torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4))
+
+
 def test_tv_loss_values():
     assert tv_loss(torch.full((1, 3, 4, 4), 0.7)).item() == 0.0
     x = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])

@@ -127,7 +127,14 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
 
     x_mix mixes each real/fake pair with its own uniform weight. The result keeps its graph so the
     critic can be trained on it; the caller multiplies it by the penalty weight (10 in the paper).
+    A critic with BatchNorm in training mode is refused: it mixes the samples of the batch, so the
+    per-sample gradient the penalty constrains does not exist.
     """
+    if critic.training and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in critic.modules()):
+        raise SrganError(
+            "gradient penalty: the critic has BatchNorm layers, which WGAN-GP cannot use; "
+            "build the discriminator with norm='none'"
+        )
     alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     (gradients,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
