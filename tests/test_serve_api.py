@@ -25,6 +25,7 @@ pytest.importorskip("fastapi", reason='srgan serve needs its extra: pip install 
 from srgan.cli import main
 from srgan.errors import SrganError
 from srgan.resize import matlab_bicubic_resize
+from srgan.serve.app import ServerSettings, create_app
 from srgan.serve.jobs import Job, JobQueue, JobStatus, QueueFullError
 
 # Limits of the test server: small enough that the refusal tests stay tiny.
@@ -293,7 +294,8 @@ def test_busy_port_is_one_clear_line(capsys):
     assert error.count("\n") == 0 and "cannot listen on 127.0.0.1" in error and "--port" in error
 
 
-# The job queue itself, in-process: ordering, positions, the full-queue refusal, failures and expiry.
+# In-process: the job queue (ordering, positions, full-queue refusal, failures, expiry), then the app
+# with a job held running so its states can be seen over HTTP deterministically.
 
 
 def make_job(queue: JobQueue) -> Job:
@@ -369,3 +371,64 @@ def test_failed_jobs_report_the_reason_and_results_expire(tmp_path):
         assert not good.folder.exists()
     finally:
         queue.close()
+
+
+class GatedEngine:
+    """Stands in for UpscaleEngine so a job can be held running: each job waits for `release`."""
+
+    default_model = "bicubic"
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def model_names(self) -> list[str]:
+        return [self.default_model]
+
+    def describe_models(self) -> list[dict]:
+        return [{"name": self.default_model, "description": "", "scale": 2}]
+
+    def run(self, job: Job, report_progress) -> tuple[int, int]:
+        report_progress(0.25)
+        self.release.wait(10)
+        job.outscale = job.outscale or 2.0
+        Image.new("RGB", (16, 16)).save(job.result_path, format="PNG")
+        return (16, 16)
+
+
+@contextlib.contextmanager
+def serving_in_thread(app) -> Iterator[str]:
+    """Serve `app` with uvicorn on a thread of this process; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_app_reports_progress_position_and_refuses_when_full():
+    engine = GatedEngine()
+    app = create_app(engine, ServerSettings(queue_size=1))
+    with serving_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        try:
+            running = post_image(http, png_bytes(8, 8)).json()
+            wait_until(lambda: http.get(f"/api/jobs/{running['id']}").json()["status"] == "running")
+            assert http.get(f"/api/jobs/{running['id']}").json()["progress"] == 0.25
+            assert "running" in assert_json_error(http.get(f"/api/jobs/{running['id']}/result"), 409)
+
+            waiting = post_image(http, png_bytes(8, 8))
+            assert waiting.status_code == 202 and waiting.json()["queue_position"] == 1
+            refused = post_image(http, png_bytes(8, 8))
+            assert_json_error(refused, 503)
+            assert int(refused.headers["retry-after"]) >= 1
+        finally:
+            engine.release.set()
+        for job in (running, waiting.json()):
+            assert wait_for_job(http, job)["status"] == "done"
+            assert http.get(f"/api/jobs/{job['id']}/result").status_code == 200
