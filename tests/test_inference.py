@@ -102,7 +102,7 @@ def test_blend_weights_sum_to_one_and_skip_the_context():
     plan = _plan_axis(length=100, tile=20, overlap=5, scale=2)
     assert plan.starts[0] == 0 and plan.starts[-1] + plan.window == 100
     coverage = torch.zeros(200)
-    for start, weight in zip(plan.starts, plan.weights):
+    for start, weight in zip(plan.starts, plan.weights, strict=True):
         coverage[start * 2 : (start + plan.window) * 2] += weight
     assert torch.allclose(coverage, torch.ones(200))
     inner_first, inner_last = plan.weights[0], plan.weights[-1]

@@ -10,8 +10,8 @@ of the original. Bad files raise `SrganError` naming the file and the cause.
 from __future__ import annotations
 
 import os
-import zlib
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -338,7 +338,9 @@ def _read_png16(path: Path) -> np.ndarray:
     rows = np.frombuffer(raw, np.uint8, count=height * row_bytes).reshape(height, row_bytes)
     filtered = rows[:, 1:].reshape(height, width, bytes_per_pixel)
     samples = _unfilter_png_rows(rows[:, 0], filtered)
-    return samples.reshape(height, width * bytes_per_pixel).view(">u2").reshape(height, width, channels).astype(np.uint16)
+    return (
+        samples.reshape(height, width * bytes_per_pixel).view(">u2").reshape(height, width, channels).astype(np.uint16)
+    )
 
 
 def _unfilter_png_rows(row_filters: np.ndarray, filtered: np.ndarray) -> np.ndarray:
@@ -371,7 +373,9 @@ def _unfilter_png_rows(row_filters: np.ndarray, filtered: np.ndarray) -> np.ndar
         )
         kind = kinds[first:last]
         predictor = np.where(
-            kind == 4, paeth, np.where(kind == 3, (left + up) >> 1, np.where(kind == 2, up, np.where(kind == 1, left, 0)))
+            kind == 4,
+            paeth,
+            np.where(kind == 3, (left + up) >> 1, np.where(kind == 2, up, np.where(kind == 1, left, 0))),
         )
         skewed[diagonal + 2, first + 1 : last + 1] = (values[diagonal, first:last] + predictor) & 0xFF
     return skewed[row_index + col_index + 2, row_index + 1].astype(np.uint8)

@@ -79,9 +79,7 @@ def select_precision(precision: str, device: torch.device, *, fp16_safe: bool) -
     if precision not in PRECISIONS:
         raise SrganError(f"precision {precision!r}: unknown; use auto, fp32, fp16 or bf16")
     if precision != "fp32" and device.type != "cuda":
-        warnings.warn(
-            f"{precision} is only used on CUDA; running fp32 on {device.type}", UserWarning, stacklevel=3
-        )
+        warnings.warn(f"{precision} is only used on CUDA; running fp32 on {device.type}", UserWarning, stacklevel=3)
         return torch.float32
     return PRECISIONS[precision]
 
@@ -119,11 +117,11 @@ def _plan_axis(length: int, tile: int, overlap: int, scale: int) -> _AxisPlan:
             profile[end - (overlap + ramp) * scale : end - overlap * scale] *= rise.flip(0)
         profiles.append(profile)
     total = torch.zeros(length * scale, dtype=torch.float64)
-    for start, profile in zip(starts, profiles):
+    for start, profile in zip(starts, profiles, strict=True):
         total[start * scale : start * scale + window * scale] += profile
     weights = [
         (profile / total[start * scale : start * scale + window * scale]).float()
-        for start, profile in zip(starts, profiles)
+        for start, profile in zip(starts, profiles, strict=True)
     ]
     return _AxisPlan(starts, window, weights)
 
@@ -227,7 +225,11 @@ class Upscaler:
             batch = windows[first : first + self.batch_tiles]
             inputs = torch.cat(
                 [
-                    image[..., rows.starts[r] : rows.starts[r] + rows.window, cols.starts[c] : cols.starts[c] + cols.window]
+                    image[
+                        ...,
+                        rows.starts[r] : rows.starts[r] + rows.window,
+                        cols.starts[c] : cols.starts[c] + cols.window,
+                    ]
                     for r, c in batch
                 ]
             )
@@ -240,7 +242,7 @@ class Upscaler:
                 )
             if output is None:
                 output = torch.zeros(1, results.shape[1], height * scale, width * scale)
-            for (r, c), result in zip(batch, results):
+            for (r, c), result in zip(batch, results, strict=True):
                 top, left = rows.starts[r] * scale, cols.starts[c] * scale
                 weight = rows.weights[r][:, None] * cols.weights[c][None, :]
                 output[0, :, top : top + expected[0], left : left + expected[1]] += result * weight

@@ -11,7 +11,13 @@ from pathlib import Path
 
 # --format choices -> file extension written
 FORMAT_EXTENSIONS = {
-    "png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif", "tiff": ".tif", "bmp": ".bmp",
+    "png": ".png",
+    "jpg": ".jpg",
+    "jpeg": ".jpg",
+    "webp": ".webp",
+    "tif": ".tif",
+    "tiff": ".tif",
+    "bmp": ".bmp",
 }
 
 
@@ -25,27 +31,51 @@ def register(subparsers) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder of images, or glob pattern")
     parser.add_argument(
-        "-o", "--output", metavar="OUT",
+        "-o",
+        "--output",
+        metavar="OUT",
         help="output folder (created), or an output file when there is one input image "
         "(default: next to each input file)",
     )
-    parser.add_argument("--model", metavar="NAME|PATH",
-                        help="named weights (`srgan models`), a model file, or 'bicubic' "
-                        "(default: srgan.models.DEFAULT_MODEL)")
-    parser.add_argument("--scale", type=int, help="upscaling factor of the model (bicubic: any; others: a check)")
-    parser.add_argument("--outscale", type=float, help="final scale, reached by bicubic resizing after the model")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: %(default)s)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-                        help="auto: fp16 on CUDA for fp16-safe models, fp32 elsewhere (default: %(default)s)")
-    parser.add_argument("--tile", type=int, help="tile side in input pixels (default: automatic; 0: no tiling)")
-    parser.add_argument("--tile-overlap", type=int, help="context pixels around each tile (default: 32)")
-    parser.add_argument("--batch-tiles", type=int, default=1, help="tiles run together on the device (default: 1)")
-    parser.add_argument("--format", choices=sorted(FORMAT_EXTENSIONS),
-                        help="output format (default: the input's; an output file's extension decides for itself)")
+    parser.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="named weights (`srgan models`), a model file, or 'bicubic' (default: srgan.models.DEFAULT_MODEL)",
+    )
+    parser.add_argument(
+        "--scale", type=int, metavar="N", help="upscaling factor of the model (bicubic: any; others: a check)"
+    )
+    parser.add_argument(
+        "--outscale", type=float, metavar="X", help="final scale, reached by bicubic resizing after the model"
+    )
+    parser.add_argument(
+        "--device", default="auto", metavar="DEVICE", help="cpu, cuda, cuda:N, mps or auto (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        default="auto",
+        help="auto: fp16 on CUDA for fp16-safe models, fp32 elsewhere (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tile", type=int, metavar="PIXELS", help="tile side in input pixels (default: automatic; 0: no tiling)"
+    )
+    parser.add_argument(
+        "--tile-overlap", type=int, metavar="PIXELS", help="context pixels around each tile (default: 32)"
+    )
+    parser.add_argument(
+        "--batch-tiles", type=int, default=1, metavar="N", help="tiles run together on the device (default: 1)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted(FORMAT_EXTENSIONS),
+        help="output format (default: the input's; an output file's extension decides for itself)",
+    )
     parser.add_argument("--suffix", help="added to output names (default: _x<scale>)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
-    parser.add_argument("--max-pixels", type=int, default=None,
-                        help="refuse inputs with more pixels (default: 100 million; 0: no limit)")
+    parser.add_argument(
+        "--max-pixels", type=int, metavar="N", help="refuse inputs with more pixels (default: 100 million; 0: no limit)"
+    )
     parser.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
     parser.set_defaults(handler=upscale_command)
 
@@ -67,8 +97,12 @@ def upscale_command(args: argparse.Namespace) -> int:
 
     with _warnings_as_notes():
         upscaler = Upscaler(
-            model, device=None if args.device == "auto" else args.device, precision=args.precision,
-            tile=args.tile, tile_overlap=args.tile_overlap, batch_tiles=args.batch_tiles,
+            model,
+            device=None if args.device == "auto" else args.device,
+            precision=args.precision,
+            tile=args.tile,
+            tile_overlap=args.tile_overlap,
+            batch_tiles=args.batch_tiles,
         )
         written, skipped, failed = _run_jobs(jobs, upscaler, args, max_pixels)
     failed += len(failures)
@@ -150,7 +184,8 @@ def _expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
         path = Path(text).expanduser()
         if path.is_dir():
             images = sorted(
-                entry for entry in path.iterdir()
+                entry
+                for entry in path.iterdir()
                 if entry.is_file() and not entry.name.startswith(".") and entry.suffix.lower() in extensions
             )
             if not images:
@@ -218,6 +253,8 @@ def _upscale_file(source, target, upscaler, outscale, max_pixels, tiles_bar) -> 
         tiles_bar.refresh()
 
     image = read_image(source, max_pixels=max_pixels)
-    color, alpha = upscale_image(upscaler, image.to_tensor(), image.alpha_tensor(), outscale=outscale, progress=on_tiles)
+    color, alpha = upscale_image(
+        upscaler, image.to_tensor(), image.alpha_tensor(), outscale=outscale, progress=on_tiles
+    )
     pixels = color if alpha is None else torch.cat([color, alpha])
     write_image(target, pixels, like=image)
