@@ -6,9 +6,10 @@ The protocol (the one behind the published tables, see docs/EVALUATION.md):
   8-bit pixels (bit-exact with the LR files MATLAB writes), or read from an LR folder;
 - each model's output is rounded to 8 bits, as if saved to PNG and read back;
 - PSNR / SSIM on the BT.601 Y channel (or RGB) with `scale` pixels cropped at each border;
-- a gray image (its three channels are equal everywhere, such as Set14's bridge.png) goes into the
-  models as three equal channels; the output's channel mean is scored against the gray values, never
-  through the Y formula (which would compress the range to 16..235 and inflate PSNR);
+- a gray image file (1 channel, such as Set14's bridge.png) goes into the models as three equal
+  channels; the output's channel mean is scored against the gray values, never through the Y formula
+  (which would compress the range to 16..235 and inflate PSNR). An RGB file is scored as RGB even when
+  its channels are equal (Set14's man.png), as the published tables do;
 - bicubic upscaling is always evaluated too, as the reference row.
 """
 
@@ -50,7 +51,7 @@ class Protocol:
         return (
             f"x{self.scale}; PSNR (dB) / SSIM (11x11 Gaussian, sigma 1.5) on {channel}; "
             f"{self.crop_border} px cropped at each border; HR cropped to a multiple of {self.scale}; "
-            "outputs rounded to 8 bits; gray images scored on their gray values"
+            "outputs rounded to 8 bits; 1-channel images scored on their gray values"
         )
 
 
@@ -150,6 +151,7 @@ def evaluate_models(
     from srgan.data.files import as_path_list, unique_folder_labels
     from srgan.data.store import progress_bar
     from srgan.data.validation import ImageFolderPairs
+    from srgan.imageio import read_image
     from srgan.inference import Upscaler
 
     if scale < 1 or scale != int(scale):
@@ -179,10 +181,14 @@ def evaluate_models(
         report.datasets.append(
             DatasetInfo(name, str(hr_folder), None if lr_folder is None else str(lr_folder), len(pairs), protocol.scale)
         )
-        for image_name, lr, hr in progress_bar(pairs, total=len(pairs), description=name, enabled=progress):
+        for index in progress_bar(range(len(pairs)), description=name, enabled=progress):
+            image_name, lr, hr = pairs[index]
+            hr_path = pairs.store.images[index].pair.hr_path
             outputs = [_upscale_8bit(upscaler, lr) for upscaler in upscalers]
-            gray = _is_gray(hr)
-            image_scores = [_score(output, hr, gray, protocol, f"{hr_folder}/{image_name}") for output in outputs]
+            # The file's colour model decides, not its pixels: published tables score man.png (RGB
+            # with equal channels) on Y but bridge.png (1 channel) on its gray values.
+            gray = read_image(hr_path).is_gray
+            image_scores = [_score(output, hr, gray, protocol, str(hr_path)) for output in outputs]
             report.scores += [
                 ImageScore(name, image_name, label, psnr_value, ssim_value)
                 for label, (psnr_value, ssim_value) in zip(labels, image_scores)
@@ -230,10 +236,6 @@ def _upscale_8bit(upscaler, lr: Tensor) -> Tensor:
     from srgan.data.store import to_float, to_uint8
 
     return to_float(to_uint8(upscaler.upscale_tensor(lr[None])[0]))
-
-
-def _is_gray(image: Tensor) -> bool:
-    return bool(torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]))
 
 
 def _score(output: Tensor, hr: Tensor, gray: bool, protocol: Protocol, image: str) -> tuple[float, float]:
