@@ -236,6 +236,13 @@ def test_bad_fields_are_refused(client):
     assert_json_error(client.post("/api/upscale", json={"image": "a.png"}), 415)
 
 
+def test_posts_from_other_sites_are_refused(client, server):
+    files = {"image": ("a.png", png_bytes(8, 8), "image/png")}
+    foreign = client.post("/api/upscale", files=files, headers={"origin": "https://example.com"})
+    assert "example.com" in assert_json_error(foreign, 403)
+    assert client.post("/api/upscale", files=files, headers={"origin": server}).status_code == 202
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -28,6 +28,7 @@ import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -157,6 +158,7 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
         },
     )
     async def upscale(request: Request) -> JSONResponse:
+        _refuse_other_sites(request)
         jobs: JobQueue = request.app.state.jobs
         if jobs.is_full():
             # Refuse before reading the body; `submit` re-checks under its lock.
@@ -237,6 +239,17 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": "internal server error; the server log has the details"}, status_code=500)
+
+
+def _refuse_other_sites(request: Request) -> None:
+    """A page on another site may not make a visitor's browser queue work on this local server.
+
+    Browsers send `Origin` with cross-site form posts, which need no CORS permission; clients
+    such as curl send none and are unaffected.
+    """
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, f"requests from the web page at {origin} are refused; use this server's own page")
 
 
 async def _read_form(request: Request, max_upload_bytes: int):
