@@ -12,8 +12,9 @@ API (also described at /docs and /openapi.json):
 - `GET /api/jobs/{id}/result`: the upscaled image as PNG, once the job is done.
 
 Errors are JSON `{"error": "..."}` with the matching status code. Uploads are checked in this order:
-body size while it streams in (413), the image header (415 if it is no image, 413 if it has too many
-pixels), then a full decode (422 if truncated or corrupt).
+the `Origin` of browser requests (403 unless it is this server), body size while it streams in (413),
+the image header (415 if it is no image, 413 if it has too many pixels), then a full decode (422 if
+truncated or corrupt). Results are PNG and stay available for the server's `--keep-minutes`.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
             }
         },
         responses={
+            403: {"description": "Posted by a page of another site"},
             413: {"description": "Upload or image too large"},
             415: {"description": "Not an image"},
             422: {"description": "Truncated image or invalid field"},
