@@ -15,3 +15,14 @@ def test_atomic_write_replaces_target_only_when_complete(tmp_path):
 
     assert target.read_bytes() == b"first"
     assert sorted(p.name for p in target.parent.iterdir()) == ["result.bin"]
+
+
+def test_atomic_write_gives_outputs_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "image.png", b"data")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "image.png").stat().st_mode & 0o777 == 0o644

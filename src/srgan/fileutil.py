@@ -26,6 +26,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(handle)
     temp_path = Path(temp_name)
+    # mkstemp creates the file owner-only (0600); give the output the usual permissions instead.
+    os.chmod(temp_path, 0o666 & ~_current_umask())
     try:
         yield temp_path
         with open(temp_path, "rb+") as written:
@@ -34,6 +36,12 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         temp_path.unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
