@@ -9,6 +9,7 @@ nothing) in place, never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -38,7 +39,9 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@functools.cache
 def _current_umask() -> int:
+    # os.umask can only be read by setting it; do that once, not on every (possibly threaded) write.
     mask = os.umask(0)
     os.umask(mask)
     return mask
