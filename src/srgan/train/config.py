@@ -132,6 +132,8 @@ class LogConfig:
     val_every: int = 5000
     sample_images: int = 4
     sample_crop: int = 128
+    # redraw the PNG plots at each validation (`srgan plot RUN_DIR` draws them any time)
+    plots: bool = True
     tensorboard: Literal["auto", "on", "off"] = "auto"
     progress: Literal["auto", "on", "off"] = "auto"
 
@@ -335,8 +337,19 @@ def load_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Train
     raw["preset"] = preset
     raw.setdefault("name", path.stem)
     config = _build(TrainConfig, raw, "")
+    _expand_home(config)
     validate_values(config)
     return config
+
+
+def _expand_home(config: TrainConfig) -> None:
+    """`~/...` in weight paths (where `srgan models fetch-vgg19` writes) means the user's home."""
+    if config.generator.init:
+        config.generator.init = str(Path(config.generator.init).expanduser())
+    if config.losses.perceptual is not None:
+        config.losses.perceptual.weights = str(Path(config.losses.perceptual.weights).expanduser())
+    if config.discriminator is not None and isinstance(config.discriminator.kwargs.get("weights_path"), str):
+        config.discriminator.kwargs["weights_path"] = str(Path(config.discriminator.kwargs["weights_path"]).expanduser())
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
@@ -388,13 +401,10 @@ def validate_values(config: TrainConfig) -> None:
         _require(data.loader == "workers", "data.loader", "use 'workers' for paired data")
     if data.prepare:
         _require(data.subimage_size >= data.hr_patch, "data.subimage_size", "must be at least data.hr_patch")
-    discriminator = config.discriminator
-    if discriminator is not None and discriminator.arch == "srgan_discriminator":
-        defaults = inspect.signature(ARCHS["srgan_discriminator"]).parameters
-        input_size = discriminator.kwargs.get("input_size", defaults["input_size"].default)
-        any_size = discriminator.kwargs.get("any_size", defaults["any_size"].default)
+    if config.discriminator is not None and config.discriminator.arch == "srgan_discriminator":
+        input_size = _discriminator_option(config, "input_size")
         _require(
-            any_size or input_size == data.hr_patch,
+            _discriminator_option(config, "any_size") or input_size == data.hr_patch,
             "discriminator.kwargs.input_size",
             f"{input_size} differs from data.hr_patch {data.hr_patch}; the dense layer fixes the input size",
         )
@@ -423,8 +433,25 @@ def validate_values(config: TrainConfig) -> None:
     if loop.pixel_warmup_iterations:
         _require(config.discriminator is not None, "train.pixel_warmup_iterations", "is for GAN recipes; set it to 0")
         _require(losses.pixel is not None, "train.pixel_warmup_iterations", "needs 'losses.pixel' (the warm-up uses it)")
+    if losses.adversarial is not None and losses.adversarial.kind == "wgan_gp":
+        _require(
+            _discriminator_option(config, "norm") == "none",
+            "discriminator.kwargs.norm",
+            "WGAN-GP's per-sample gradient penalty needs a critic without BatchNorm; set it to 'none'",
+        )
     if losses.perceptual is not None:
         _require(bool(losses.perceptual.weights), "losses.perceptual.weights", "give the VGG19 weights file to use")
+
+
+def _discriminator_option(config: TrainConfig, name: str) -> Any:
+    """A discriminator keyword argument as the builder will see it: from the config or its default."""
+    from srgan.archs.registry import ARCHS
+
+    discriminator = config.discriminator
+    if name in discriminator.kwargs:
+        return discriminator.kwargs[name]
+    parameter = inspect.signature(ARCHS[discriminator.arch]).parameters.get(name)
+    return None if parameter is None else parameter.default
 
 
 # --- what the config points at ---------------------------------------------------------------------
@@ -456,12 +483,17 @@ def check_resources(config: TrainConfig) -> None:
         try:
             VGGFeatureExtractor(perceptual.layer, perceptual.weights, perceptual.convention)
         except SrganError as error:
-            raise SrganError(f"config section 'losses.perceptual' ({perceptual.layer}): {error}") from None
+            raise SrganError(
+                f"config section 'losses.perceptual' ({perceptual.layer}): {error} "
+                "(`srgan models fetch-vgg19` downloads the full VGG19)"
+            ) from None
     if config.discriminator is not None:
         try:
             build_arch(config.discriminator.arch, config.discriminator.kwargs)
         except SrganError as error:
-            raise SrganError(f"config section 'discriminator': {error}") from None
+            raise SrganError(
+                f"config section 'discriminator': {error} (`srgan models fetch-vgg19` downloads the full VGG19)"
+            ) from None
 
 
 def _check_folder(key: str, folder: Path) -> None:

@@ -202,7 +202,7 @@ def plot_metrics(run_dir: str | Path) -> list[Path]:
             axis.set_title(title, fontsize=9)
             axis.grid(alpha=0.3)
         axes[-1, 0].set_xlabel("iteration")
-        figure.tight_layout()
+        figure.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.1, hspace=0.45)
         path = run_dir / PLOTS_DIR / file_name
         with atomic_write(path) as temp_path:
             figure.savefig(temp_path, format="png", dpi=100)

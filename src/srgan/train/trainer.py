@@ -11,8 +11,9 @@ import contextlib
 import logging
 import math
 import time
-from pathlib import Path
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from torch import Tensor
 from srgan.errors import SrganError
 from srgan.fileutil import atomic_write
 from srgan.train import checkpoint as ckpt
+from srgan.train import distributed
 from srgan.train.config import TrainConfig, check_resources
 from srgan.train.module import SRModule
 from srgan.train.monitor import LossAverager, Monitor, SAMPLES_DIR, plot_metrics, save_sample_grid, setup_logging
@@ -50,7 +52,11 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, resume: str | 
     final generator as generator.safetensors.
     """
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(config)
-    return Trainer(config, run_dir).fit(resume)
+    trainer = Trainer(config, run_dir)
+    try:
+        return trainer.fit(resume)
+    finally:
+        distributed.leave_process_group()
 
 
 def _build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
@@ -68,8 +74,10 @@ class Trainer:
     def __init__(self, config: TrainConfig, run_dir: Path):
         self.config = config
         self.run_dir = Path(run_dir)
+        # under torchrun this process joins the others and takes its own GPU
+        self.place = distributed.join_process_group(select_device(config.train.device))
+        self.device = self.place.device
         self.is_main = is_main_process()
-        self.device = select_device(config.train.device)
         self.precision = select_precision(config.train.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_grad_scaler)
         self.iteration = 0
@@ -152,10 +160,11 @@ class Trainer:
             augment=data.augment,
             seed=self.config.train.seed,
         )
-        sampler = ResumableSampler(len(dataset), seed=self.config.train.seed, start=self.iteration * data.batch_size)
+        sampler = ResumableSampler(len(dataset), seed=self.config.train.seed, start=self.iteration * data.batch_size,
+                                   rank=self.place.rank, world_size=self.place.world_size)
         loader = DataLoader(
             dataset,
-            batch_size=data.batch_size,
+            batch_size=distributed.per_process_batch(data.batch_size, self.place),
             sampler=sampler,
             num_workers=data.num_workers,
             pin_memory=self.device.type == "cuda",
@@ -172,8 +181,9 @@ class Trainer:
         images = load_training_images(folders, scale=self.config.scale, hr_patch=data.hr_patch, device=self.device)
         logger.info("%d training images held on %s", len(images), self.device)
         while True:
-            yield sample_batch(images, data.batch_size, data.hr_patch, self.config.scale, self.batch_generator,
-                               augment=data.augment)
+            batch = sample_batch(images, data.batch_size, data.hr_patch, self.config.scale, self.batch_generator,
+                                 augment=data.augment)
+            yield distributed.own_rows(batch, self.place)
 
     def _validation_set(self):
         from srgan.data import ImageFolderPairs
@@ -299,11 +309,13 @@ class Trainer:
             self._announce()
         seed_everything(config.train.seed, deterministic=config.train.deterministic)
         module = SRModule(config).to(self.device)
+        distributed.replicate(module, self.place)
         optimizers = module.configure_optimizers()
         schedulers = {name: _build_scheduler(optimizer, config) for name, optimizer in optimizers.items()}
         found = self._find_resume_state(resume)
         if found is not None:
             self._restore(*found, module, optimizers, schedulers)
+        distributed.seed_process(config.train.seed, self.place, self.iteration, deterministic=config.train.deterministic)
         if self.iteration >= config.train.iterations:
             logger.info("the run is already at iteration %d of %d; nothing to do", self.iteration, config.train.iterations)
             return self.run_dir
@@ -340,8 +352,12 @@ class Trainer:
             logs = module.training_step(lr.to(self.device, non_blocking=True), hr.to(self.device, non_blocking=True),
                                         self.iteration, self, optimizers)
             self.scaler.update()
-            for scheduler in schedulers.values():
-                scheduler.step()
+            with warnings.catch_warnings():
+                # schedules count global iterations, so D's also advances during the warm-up, when D
+                # does not step; PyTorch warns about exactly that
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                for scheduler in schedulers.values():
+                    scheduler.step()
             self.averager.add({key: value.item() for key, value in logs.items()})
             last = self.iteration == config.train.iterations
             if monitor is not None:
@@ -357,8 +373,11 @@ class Trainer:
                 improved = scores["psnr"] > self.best_psnr
                 self.best_psnr = max(self.best_psnr, scores["psnr"])
                 monitor.log_validation(self.iteration, scores)
-                plot_metrics(self.run_dir)
+                if config.log.plots:
+                    plot_metrics(self.run_dir)
             periodic = self.iteration % config.checkpoint.every == 0 or last
             if periodic or improved:
                 self._save_checkpoint(self._state(module, optimizers, schedulers), periodic=periodic, best=improved)
+            if validate_now or periodic:
+                distributed.wait_for_main(self.place)
         logger.info("trained %d iterations in %.1f s", self.iteration, time.perf_counter() - started)

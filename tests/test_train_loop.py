@@ -1,0 +1,269 @@
+"""The training loop on CPU with tiny networks: learning, GAN updates, exact resume, divergence, export, interpolation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from srgan.errors import SrganError
+from srgan.train import checkpoint as ckpt
+from srgan.train.config import load_config
+from srgan.train.monitor import read_metrics
+from srgan.train.trainer import Trainer, train
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Networks this small run fastest on one thread (and do not wait on busy cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _smooth_image(seed: int, size: int) -> torch.Tensor:
+    """A learnable test image: a few random low-frequency waves per channel, values in [0, 1]."""
+    generator = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    channels = []
+    for _ in range(3):
+        fx, fy, phase = (torch.rand(3, generator=generator) * torch.tensor([6.0, 6.0, 6.3])).tolist()
+        channels.append(0.5 + 0.4 * torch.sin(fx * x * math.pi + fy * y * math.pi + phase))
+    return torch.stack(channels)
+
+
+@pytest.fixture(scope="module")
+def image_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    from srgan.imageio import write_image
+
+    root = tmp_path_factory.mktemp("images")
+    for index in range(6):
+        write_image(root / "train" / f"{index}.png", _smooth_image(index, 32))
+    for index in range(2):
+        write_image(root / "val" / f"{index}.png", _smooth_image(100 + index, 24))
+    return root / "train", root / "val"
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path, image_dirs) -> Path:
+    """A complete EDSR recipe (1 block x 8 features, batch 2, HR 16) and a GAN preset of it."""
+    train_dir, val_dir = image_dirs
+    recipe = {
+        "name": "tiny",
+        "scale": 4,
+        "generator": {"arch": "edsr", "kwargs": {"num_features": 8, "num_blocks": 1}},
+        "data": {
+            "train_dirs": [str(train_dir)],
+            "val_dir": str(val_dir),
+            "hr_patch": 16,
+            "batch_size": 2,
+            "num_workers": 0,
+            "prepare": False,
+        },
+        "losses": {"pixel": {"kind": "l1"}},
+        "optim_g": {"lr": 2e-3},
+        "train": {"iterations": 12, "seed": 3, "ema_decay": 0.9},
+        "checkpoint": {"every": 6, "keep_last": 2},
+        "log": {"every": 1, "val_every": 6, "sample_images": 1, "sample_crop": 16, "tensorboard": "off",
+                "progress": "off", "plots": False},
+        "presets": {
+            "gan": {
+                "discriminator": {"arch": "srgan_discriminator",
+                                  "kwargs": {"input_size": 16, "num_features": 4}},
+                "losses": {"adversarial": {"kind": "vanilla", "weight": 1e-2}},
+                "train": {"pixel_warmup_iterations": 2},
+            }
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return path
+
+
+def train_losses(run_dir: Path, key: str = "l_g_total") -> dict[int, float]:
+    return {r["iteration"]: r[key] for r in read_metrics(run_dir) if r["kind"] == "train" and key in r}
+
+
+def test_tiny_config_learns_and_leaves_a_complete_run_folder(tiny_recipe, tmp_path):
+    config = load_config(tiny_recipe, ["train.iterations=40", "log.val_every=20", "checkpoint.every=20", "log.plots=true"])
+    run_dir = train(config, tmp_path / "run")
+    losses = list(train_losses(run_dir).values())
+    assert len(losses) == 40
+    assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8
+    names = sorted(path.name for path in (run_dir / "checkpoints").iterdir())
+    assert names == ["best.ckpt", "iter_00000020.ckpt", "iter_00000040.ckpt"]
+    assert (run_dir / "plots" / "losses.png").is_file() and (run_dir / "plots" / "validation.png").is_file()
+    assert (run_dir / "samples" / "iter_00000040.png").is_file()
+    validation = [r for r in read_metrics(run_dir) if r["kind"] == "val"]
+    assert [r["iteration"] for r in validation] == [20, 40]
+    assert all(10 < r["psnr"] < 60 and 0 < r["ssim"] <= 1 for r in validation)
+    assert (run_dir / "generator.safetensors").is_file()
+
+
+def test_gan_step_updates_generator_and_discriminator(tiny_recipe, tmp_path):
+    config = load_config(tiny_recipe, ["preset=gan"])
+    trainer = Trainer(config, tmp_path / "run")
+    from srgan.train.module import SRModule
+
+    module = SRModule(config)
+    optimizers = module.configure_optimizers()
+    lr, hr = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16)
+    generator_before = [p.detach().clone() for p in module.generator.parameters()]
+    discriminator_before = [p.detach().clone() for p in module.discriminator.parameters()]
+    logs = module.training_step(lr, hr, 3, trainer, optimizers)  # iteration 3: after the 2 warm-up steps
+    assert {"l_d", "l_g_gan", "l_g_pix", "discriminator_score", "generator_score"} <= logs.keys()
+    assert all(not torch.equal(a, b) for a, b in zip(generator_before, module.generator.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(discriminator_before, module.discriminator.parameters()))
+    assert all(p.requires_grad for p in module.discriminator.parameters())  # unfrozen again after the G step
+    assert 0 < logs["discriminator_score"].item() < 1
+
+
+def test_warmup_steps_leave_the_discriminator_alone(tiny_recipe, tmp_path):
+    config = load_config(tiny_recipe, ["preset=gan"])
+    from srgan.train.module import SRModule
+
+    module = SRModule(config)
+    optimizers = module.configure_optimizers()
+    before = [p.detach().clone() for p in module.discriminator.parameters()]
+    logs = module.training_step(torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16), 1, Trainer(config, tmp_path), optimizers)
+    assert set(logs) == {"l_g_pix", "l_g_total"}
+    assert all(torch.equal(a, b) for a, b in zip(before, module.discriminator.parameters()))
+
+
+def test_resumed_gan_run_repeats_the_uninterrupted_losses(tiny_recipe, tmp_path):
+    whole = train(load_config(tiny_recipe, ["preset=gan"]), tmp_path / "whole")
+    half = tmp_path / "half"
+    train(load_config(tiny_recipe, ["preset=gan", "train.iterations=6"]), half)
+    train(load_config(tiny_recipe, ["preset=gan"]), half, resume="auto")
+    for key in ("l_g_total", "l_d", "discriminator_score"):
+        expected, resumed = train_losses(whole, key), train_losses(half, key)
+        assert resumed.keys() == expected.keys()
+        assert all(abs(resumed[i] - expected[i]) <= 1e-6 for i in expected), key
+
+
+def test_fresh_run_refuses_a_folder_with_checkpoints(tiny_recipe, tmp_path):
+    config = load_config(tiny_recipe, ["train.iterations=6"])
+    train(config, tmp_path / "run")
+    with pytest.raises(SrganError, match="already holds checkpoints; pass --resume auto"):
+        train(load_config(tiny_recipe), tmp_path / "run")
+
+
+def test_resume_auto_skips_a_damaged_newest_checkpoint(tiny_recipe, tmp_path, caplog, monkeypatch):
+    run_dir = train(load_config(tiny_recipe, ["train.iterations=6"]), tmp_path / "run")
+    monkeypatch.setattr(logging.getLogger("srgan.train"), "propagate", True)  # let caplog see the warning
+    ckpt.iteration_checkpoint_path(run_dir, 9).write_bytes(b"truncated")
+    path, state = ckpt.find_resume_checkpoint(run_dir)
+    assert path.name == "iter_00000006.ckpt" and state["iteration"] == 6
+    assert "skipping damaged checkpoint" in caplog.text
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tiny_recipe, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "srgan", "train", str(tiny_recipe), "--out", str(run_dir),
+               "--set", "train.iterations=100000", "checkpoint.every=5", "log.val_every=100000"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not ckpt.iteration_checkpoints(run_dir) and time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    saved = ckpt.iteration_checkpoints(run_dir)[0][0]
+    logged = max(train_losses(run_dir))
+    assert saved >= 5 and logged - saved < 5  # at most one interval lost
+    target = saved + 3
+    train(load_config(tiny_recipe, [f"train.iterations={target}", "log.val_every=100000"]), run_dir, resume="auto")
+    assert f"resumed from {run_dir / 'checkpoints'}" in (run_dir / "train.log").read_text()
+    iterations = [r["iteration"] for r in read_metrics(run_dir) if r["kind"] == "train"]
+    assert iterations == list(range(1, target + 1))  # the killed run's records past the checkpoint are dropped
+    assert ckpt.iteration_checkpoints(run_dir)[0][0] == target
+
+
+def test_nan_loss_stops_the_run_without_a_nan_checkpoint(tiny_recipe, tmp_path):
+    # an absurd learning rate blows the weights up to inf within a few steps
+    config = load_config(tiny_recipe, ["optim_g.lr=1e30", "checkpoint.every=1", "train.iterations=50",
+                                       "train.ema_decay=0"])
+    with pytest.raises(SrganError, match=r"iteration \d+: l_g_total is (nan|inf).*diverged"):
+        train(config, tmp_path / "run")
+    written = ckpt.iteration_checkpoints(tmp_path / "run")
+    for _, path in written:
+        params = ckpt.load_checkpoint(path)["params"]
+        assert all(torch.isfinite(tensor).all() for tensor in params.values())
+
+
+def test_checkpoint_with_nan_weights_is_refused(tmp_path):
+    with pytest.raises(SrganError, match="contains NaN or inf"):
+        ckpt.save_checkpoint(tmp_path / "x.ckpt", {"params": {"w": torch.tensor([1.0, float("nan")])}})
+    assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_export_loads_with_load_model_and_matches_the_checkpoint(tiny_recipe, tmp_path):
+    from srgan.archs.registry import build_arch
+    from srgan.cli import main
+    from srgan.models import load_model
+
+    run_dir = train(load_config(tiny_recipe, ["train.iterations=6"]), tmp_path / "run")
+    checkpoint = ckpt.iteration_checkpoint_path(run_dir, 6)
+    out = tmp_path / "exported.safetensors"
+    assert main(["export", str(checkpoint), "-o", str(out), "--no-ema"]) == 0
+    loaded = load_model(str(out))
+    state = ckpt.load_checkpoint(checkpoint)
+    reference = build_arch("edsr", {"num_features": 8, "num_blocks": 1, "scale": 4})
+    reference.load_state_dict(state["params"])
+    reference.eval()
+    image = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded.module(image), reference(image))
+    assert loaded.scale == 4 and loaded.metadata["iterations"] == "6" and loaded.metadata["weights"] == "raw"
+    assert main(["export", str(checkpoint), "-o", str(tmp_path / "ema.safetensors"), "--fp16"]) == 0
+    assert load_model(str(tmp_path / "ema.safetensors")).metadata["weights"] == "ema"
+
+
+def test_interpolate_blends_weights_and_refuses_different_networks(tiny_recipe, tmp_path):
+    from srgan.cli import main
+    from srgan.weights import read_model_file
+
+    run_dir = train(load_config(tiny_recipe, ["train.iterations=12"]), tmp_path / "run")
+    a, b = (ckpt.iteration_checkpoint_path(run_dir, n) for n in (6, 12))
+    out = tmp_path / "blend.safetensors"
+    assert main(["interpolate", str(a), str(b), "--alpha", "0.25", "-o", str(out)]) == 0
+    blended, _ = read_model_file(out)
+    state_a, state_b = ckpt.load_checkpoint(a)["params_ema"], ckpt.load_checkpoint(b)["params_ema"]
+    for key, tensor in blended.items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(tensor, 0.75 * state_a[key] + 0.25 * state_b[key])
+
+    other = train(load_config(tiny_recipe, ["train.iterations=2", "generator.kwargs.num_features=4"]),
+                  tmp_path / "other")
+    with pytest.raises(SrganError, match="are different networks"):
+        ckpt.interpolate_generators(a, ckpt.iteration_checkpoint_path(other, 2), 0.5, tmp_path / "bad.safetensors")
+    with pytest.raises(SrganError, match="between 0"):
+        ckpt.interpolate_generators(a, b, 1.5, tmp_path / "bad.safetensors")
+
+
+def test_plot_command_redraws_from_metrics(tiny_recipe, tmp_path, capsys):
+    from srgan.cli import main
+
+    run_dir = train(load_config(tiny_recipe, ["preset=gan", "train.iterations=4", "log.val_every=2"]), tmp_path / "run")
+    assert not (run_dir / "plots").exists()  # log.plots is off in the tiny recipe
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        handle.write('{"kind": "train", "itera')  # a line cut short by a kill is ignored
+    assert main(["plot", str(run_dir)]) == 0
+    drawn = sorted(path.name for path in (run_dir / "plots").iterdir())
+    assert drawn == ["discriminator.png", "losses.png", "validation.png"]
+    assert json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["kind"] == "train"
