@@ -109,7 +109,7 @@ def test_hr_only_lr_equals_crop_of_whole_image_matlab_lr(tmp_path):
     pixels = random_pixels(42, 50)  # not multiples of 4: the HR is mod-cropped to 40x48 first
     save(tmp_path / "hr" / "image.png", pixels)
     whole_lr = matlab_bicubic_resize(as_uint8_tensor(pixels)[:, :40, :48], scale=1 / 4)
-    dataset = PatchDataset(tmp_path / "hr", scale=4, hr_patch=16, augment=False, patches_per_image=30)
+    dataset = PatchDataset(tmp_path / "hr", scale=4, hr_patch=16, augment=False, patches_per_image=12)
 
     for lr, hr in (dataset[index] for index in range(len(dataset))):
         assert lr.shape == (3, 4, 4) and hr.shape == (3, 16, 16)
@@ -138,7 +138,7 @@ def test_augmentation_transforms_lr_and_hr_alike(tmp_path, paired):
         lr_pixels = matlab_bicubic_resize(as_uint8_tensor(pixels), scale=1 / 4)
         save(tmp_path / "lr" / "imagex4.png", lr_pixels.permute(1, 2, 0).numpy())
         lr_dir = tmp_path / "lr"
-    options = dict(scale=4, hr_patch=24, lr_dir=lr_dir, patches_per_image=24, seed=3)
+    options = dict(scale=4, hr_patch=24, lr_dir=lr_dir, patches_per_image=16, seed=3)
     augmented = PatchDataset(tmp_path / "hr", augment=True, **options)
     plain = PatchDataset(tmp_path / "hr", augment=False, **options)
 
@@ -208,7 +208,7 @@ def test_resumable_sampler_passes_are_permutations_and_resume_exactly():
 
 def test_inner_fraction_keeps_patches_inside_the_centre(tmp_path):
     save(tmp_path / "hr" / "face.png", coordinate_image(120, 96))
-    options = dict(scale=4, hr_patch=16, patches_per_image=60)
+    options = dict(scale=4, hr_patch=16, patches_per_image=24)
     centre = PatchDataset(tmp_path / "hr", inner_fraction=0.5, **options)
     whole = PatchDataset(tmp_path / "hr", **options)
     top_rows, left_columns = set(), set()
