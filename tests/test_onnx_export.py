@@ -1,0 +1,121 @@
+"""ONNX export: the file runs in ONNX Runtime at sizes other than the traced one and matches PyTorch.
+
+The models are tiny versions of the two architectures whose upsampling is a nearest `interpolate`
+with `scale_factor` (RRDBNet's trunk, SRVGGNetCompact's skip), the op that traced exports used to
+freeze to the example size. Exports take a few seconds each, so each model is exported once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip install onnx)")
+pytest.importorskip("onnxscript", reason="torch's ONNX exporter needs onnxscript (pip install onnxscript)")
+ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need onnxruntime (pip install onnxruntime)")
+
+from srgan.archs.registry import get_spec  # noqa: E402
+from srgan.errors import SrganError  # noqa: E402
+from srgan.models import LoadedModel  # noqa: E402
+from srgan.onnx_export import export_onnx  # noqa: E402
+
+TINY_MODELS = {
+    # no RRDB blocks: keeps the export fast while leaving both nearest x2 upsampling steps in place
+    "rrdbnet_x4": {"num_features": 8, "growth_channels": 4, "num_blocks": 0},
+    "srvgg_compact_x4": {"num_features": 8, "num_convs": 1},
+}
+
+
+def tiny_loaded_model(preset: str, **overrides) -> LoadedModel:
+    spec = get_spec(preset)
+    module = spec.build(**{**TINY_MODELS.get(preset, {}), **overrides}).eval()
+    return LoadedModel(module, f"tiny-{preset}", spec.arch, spec.scale, spec.in_channels, spec.out_channels, True)
+
+
+def run_onnx(path, x: torch.Tensor) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x.numpy()})[0]
+
+
+@pytest.fixture(scope="module", params=sorted(TINY_MODELS))
+def exported(request, tmp_path_factory):
+    torch.manual_seed(0)
+    loaded = tiny_loaded_model(request.param)
+    path = export_onnx(loaded, tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx")
+    return loaded, path
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 20, 28), (2, 3, 13, 7)])
+def test_dynamic_export_matches_pytorch_at_other_sizes(exported, shape):
+    loaded, path = exported
+    x = torch.rand(shape)
+    with torch.no_grad():
+        expected = loaded.module(x).numpy()
+    result = run_onnx(path, x)
+    assert result.shape == (shape[0], 3, shape[2] * 4, shape[3] * 4)
+    np.testing.assert_allclose(result, expected, atol=1e-4, rtol=0)
+
+
+def test_export_is_one_file_with_model_metadata(exported):
+    import onnx
+
+    loaded, path = exported
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no side-car weights, no temp file
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
+    assert metadata["srgan.arch"] == loaded.arch
+    assert metadata["srgan.scale"] == "4"
+    assert [node.name for node in model.graph.input] == ["input"]
+    assert [node.name for node in model.graph.output] == ["output"]
+
+
+def test_export_leaves_the_module_untouched(exported):
+    loaded, _ = exported
+    assert all(p.device.type == "cpu" and p.dtype == torch.float32 for p in loaded.module.parameters())
+    assert not loaded.module.training
+
+
+def test_static_export_accepts_only_its_size(tmp_path):
+    loaded = tiny_loaded_model("rrdbnet_x4")
+    path = export_onnx(loaded, tmp_path / "static.onnx", dynamic=False, input_size=(12, 16))
+    x = torch.rand(1, 3, 12, 16)
+    with torch.no_grad():
+        expected = loaded.module(x).numpy()
+    np.testing.assert_allclose(run_onnx(path, x), expected, atol=1e-4, rtol=0)
+    with pytest.raises(Exception, match="(?i)dimension|shape"):
+        run_onnx(path, torch.rand(1, 3, 16, 16))
+
+
+def test_bicubic_is_refused(tmp_path):
+    from srgan.resize import BicubicUpsampler
+
+    bicubic = LoadedModel(BicubicUpsampler(4), "bicubic", "bicubic", 4, 3, 3, True)
+    with pytest.raises(SrganError, match="bicubic"):
+        export_onnx(bicubic, tmp_path / "bicubic.onnx")
+    assert not any(tmp_path.iterdir())
+
+
+def test_folder_as_target_is_refused(tmp_path):
+    with pytest.raises(SrganError, match="is a folder"):
+        export_onnx(tiny_loaded_model("rrdbnet_x4"), tmp_path)
+
+
+def test_missing_exporter_names_the_install_command(monkeypatch, tmp_path):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "onnxscript" else real_find_spec(name, *args)
+    )
+    with pytest.raises(SrganError, match=r"onnxscript.*pip install"):
+        export_onnx(tiny_loaded_model("rrdbnet_x4"), tmp_path / "model.onnx")
+
+
+def test_unreachable_opset_is_refused_not_silently_raised(tmp_path):
+    # RRDBNet x2 pads its input; torch writes Pad at opset 18 and cannot convert it down to 17
+    loaded = tiny_loaded_model("rrdbnet_x2", num_features=8, growth_channels=4, num_blocks=0)
+    with pytest.raises(SrganError, match="opset 17.*opset 18"):
+        export_onnx(loaded, tmp_path / "old.onnx", opset=17)
+    assert not any(tmp_path.iterdir())
