@@ -89,8 +89,8 @@ def _run_two_processes(recipe: Path, run_dir: Path, overrides: list[str], resume
 
 def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], **tolerance) -> None:
     assert a.keys() == b.keys()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], **tolerance, msg=lambda text, name=name: f"{name}: {text}")
+    for name, value in a.items():
+        torch.testing.assert_close(value, b[name], **tolerance, msg=lambda text, name=name: f"{name}: {text}")
 
 
 def _single_process(recipe: Path, run_dir: Path, overrides: list[str]) -> dict:

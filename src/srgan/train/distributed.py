@@ -175,7 +175,7 @@ def replicate(module: nn.Module, place: ProcessPlace) -> None:
             network,
             device_ids=[place.device] if on_cuda else None,
             # synchronised BN already keeps running statistics equal on every process
-            broadcast_buffers=not on_cuda,
+            forward_sync_buffers=not on_cuda,
         )
         setattr(module, name, replicated)
     ema = getattr(module, "ema", None)

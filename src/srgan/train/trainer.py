@@ -83,6 +83,11 @@ class Trainer:
         self.iteration = 0
         self.best_psnr = -math.inf
         self.averager = LossAverager()
+        # losses of the steps since the last read-back, kept on the device so that no step waits for it
+        self.pending_logs: list[dict[str, Tensor]] = []
+        self.optimized_losses: list[tuple[int, str, Tensor]] = []
+        # NHWC is the layout tensor-core convolutions use; in NCHW each one would add transposes
+        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         # random stream of the on-device batch sampler (data.loader = "device"); checkpointed
         self.batch_generator = torch.Generator().manual_seed(config.train.seed)
 
@@ -95,18 +100,39 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def optimize(self, name: str, loss: Tensor, optimizer: torch.optim.Optimizer, parameters: list[Tensor]) -> None:
-        """Backward and step, unless the loss is NaN/inf: then stop before any weight is touched."""
-        if not torch.isfinite(loss.detach()).all():
-            raise SrganError(
-                f"iteration {self.iteration}: {name} is {loss.item()}, training diverged; stopped without "
-                "writing a checkpoint; resume from the last one with a lower learning rate or train.grad_clip"
-            )
+        """Backward and step; `_read_back_losses` checks the loss later (a NaN/inf stops the run)."""
+        self.optimized_losses.append((self.iteration, name, loss.detach()))
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.train.grad_clip > 0:
             self.scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(parameters, self.config.train.grad_clip)
         self.scaler.step(optimizer)
+
+    def _read_back_losses(self) -> None:
+        """Copy the losses of the steps since the last call to the host in one transfer, stop if one diverged.
+
+        Reading a loss every step would make the host wait for the GPU each iteration. This runs
+        before every log line, validation and checkpoint, so a diverged run never writes a checkpoint.
+        """
+        step_logs, self.pending_logs = self.pending_logs, []
+        optimized, self.optimized_losses = self.optimized_losses, []
+        tensors = [loss for _, _, loss in optimized] + [value for logs in step_logs for value in logs.values()]
+        if not tensors:
+            return
+        values = torch.stack([tensor.float() for tensor in tensors]).tolist()
+        diverged = next(((iteration, name, value) for (iteration, name, _), value in zip(optimized, values)
+                         if not math.isfinite(value)), None)
+        if distributed.any_process(diverged is not None, self.place):
+            where = "iteration {}: {} is {}".format(*diverged) if diverged else (
+                f"iteration {self.iteration}: a loss of another process is not finite")
+            raise SrganError(
+                f"{where}, training diverged; stopped without writing a checkpoint; "
+                "resume from the last one with a lower learning rate or train.grad_clip"
+            )
+        log_values = iter(values[len(optimized):])
+        for logs in step_logs:
+            self.averager.add({key: next(log_values) for key in logs})
 
     # --- setup -------------------------------------------------------------------------------------
 
@@ -308,7 +334,12 @@ class Trainer:
             setup_logging(self.run_dir)
             self._announce()
         seed_everything(config.train.seed, deterministic=config.train.deterministic)
-        module = SRModule(config).to(self.device)
+        module = SRModule(config).to(self.device, memory_format=self.memory_format)
+        if config.train.compile:
+            # in place, so state-dict keys (and checkpoints) stay those of the plain networks
+            for network in (module.generator, module.discriminator):
+                if network is not None:
+                    network.compile()
         distributed.replicate(module, self.place)
         optimizers = module.configure_optimizers()
         schedulers = {name: _build_scheduler(optimizer, config) for name, optimizer in optimizers.items()}
@@ -349,8 +380,8 @@ class Trainer:
             self.iteration += 1
             if self.iteration == warmup_end + 1 and warmup_end:
                 logger.info("iteration %d: pixel-loss warm-up done, adversarial training starts", self.iteration)
-            logs = module.training_step(lr.to(self.device, non_blocking=True), hr.to(self.device, non_blocking=True),
-                                        self.iteration, self, optimizers)
+            lr, hr = (batch.to(self.device, non_blocking=True, memory_format=self.memory_format) for batch in (lr, hr))
+            self.pending_logs.append(module.training_step(lr, hr, self.iteration, self, optimizers))
             self.scaler.update()
             with warnings.catch_warnings():
                 # schedules count global iterations, so D's also advances during the warm-up, when D
@@ -358,15 +389,18 @@ class Trainer:
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 for scheduler in schedulers.values():
                     scheduler.step()
-            self.averager.add({key: value.item() for key, value in logs.items()})
             last = self.iteration == config.train.iterations
+            log_now = self.iteration % config.log.every == 0 or last
+            validate_now = val_set is not None and (self.iteration % config.log.val_every == 0 or last)
+            periodic = self.iteration % config.checkpoint.every == 0 or last
+            if log_now or validate_now or periodic:
+                self._read_back_losses()
             if monitor is not None:
                 monitor.step(self.iteration)
-                if self.iteration % config.log.every == 0 or last:
+                if log_now:
                     values = self.averager.pop_means()
                     values["lr_g"] = optimizers["generator"].param_groups[0]["lr"]
                     monitor.log_train(self.iteration, values)
-            validate_now = val_set is not None and (self.iteration % config.log.val_every == 0 or last)
             improved = False
             if validate_now and self.is_main:
                 scores = self.validate(module, val_set)
@@ -375,7 +409,6 @@ class Trainer:
                 monitor.log_validation(self.iteration, scores)
                 if config.log.plots:
                     plot_metrics(self.run_dir)
-            periodic = self.iteration % config.checkpoint.every == 0 or last
             if periodic or improved:
                 self._save_checkpoint(self._state(module, optimizers, schedulers), periodic=periodic, best=improved)
             if validate_now or periodic:
