@@ -28,8 +28,8 @@ from torch import Tensor
 
 from srgan.errors import SrganError
 from srgan.fileutil import atomic_write, atomic_write_bytes
+from srgan.models import BICUBIC
 
-BICUBIC = "bicubic"
 # Side of the HR region shown in comparison figures (smaller images are shown whole).
 FIGURE_CROP = 128
 
@@ -116,7 +116,10 @@ class EvaluationReport:
         return means
 
     def mean_of(self, dataset: str, model: str) -> MeanScore:
-        return next(m for m in self.means() if m.dataset == dataset and m.model == model)
+        for mean in self.means():
+            if (mean.dataset, mean.model) == (dataset, model):
+                return mean
+        raise KeyError(f"no scores for model {model!r} on dataset {dataset!r}")
 
     def to_dict(self) -> dict:
         return {
@@ -217,8 +220,10 @@ def _load_models(models: Sequence, scale: int) -> tuple[list[str], list]:
                 f"{loaded.name}: takes {loaded.in_channels}-channel input and gives {loaded.out_channels}; "
                 "srgan eval scores RGB models"
             )
-        # Two files with the same name (runs/a/model.safetensors, runs/b/...) are told apart by their path.
-        label = loaded.name if loaded.name not in labels else os.fspath(model)
+        label = loaded.name
+        if label in labels and isinstance(model, (str, os.PathLike)):
+            # Two files with the same name (runs/a/model.safetensors, runs/b/...): tell them apart by path.
+            label = os.fspath(model)
         if label in labels:
             raise SrganError(f"{label}: model given twice; pass each model once")
         labels.append(label)
