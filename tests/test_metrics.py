@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from srgan.imageio import read_image
 from srgan.metrics import psnr, rgb_to_y, ssim
 from srgan.resize import matlab_bicubic_resize
 
@@ -121,8 +121,7 @@ def _bicubic_x4_scores(folder) -> tuple[float, float]:
     scale = 4
     psnrs, ssims = [], []
     for path in sorted(folder.glob("*.png")):
-        pixels = np.array(Image.open(path))
-        hr = torch.from_numpy(pixels.reshape(pixels.shape[:2] + (-1,))).permute(2, 0, 1)
+        hr = torch.tensor(read_image(path).array).permute(2, 0, 1)  # bridge.png keeps its 1 channel
         height, width = hr.shape[1:]
         hr = hr[:, : height - height % scale, : width - width % scale]
         lr = matlab_bicubic_resize(hr, scale=1 / scale)  # uint8 in, uint8 out: bit-exact with MATLAB

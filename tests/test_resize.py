@@ -7,15 +7,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from srgan.imageio import read_image
 from srgan.resize import BicubicUpsampler, matlab_bicubic_resize
 
 SET5_NAMES = ("baby", "bird", "butterfly", "head", "woman")
 
 
 def _read_uint8_chw(path) -> torch.Tensor:
-    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).contiguous()
+    return torch.tensor(read_image(path).array).permute(2, 0, 1).contiguous()
 
 
 def _reference_resize_1d(values: list[float], out_length: int, scale: float, antialias: bool) -> list[float]:
