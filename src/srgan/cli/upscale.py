@@ -111,32 +111,69 @@ def upscale_command(args: argparse.Namespace) -> int:
 
 
 def _run_jobs(jobs, upscaler, args: argparse.Namespace, max_pixels: int | None) -> tuple[int, int, int]:
-    """Upscale each (input, output) pair; a bad input is reported and counted, not fatal."""
+    """Upscale each (input, output) pair; a bad input is reported and counted, not fatal.
+
+    On a folder of frames the device stays busy: while one image is upscaled, one thread decodes the
+    next and another encodes the previous (the image codecs release the GIL). At most one image waits
+    on each side, so memory stays that of three images.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     from srgan.errors import SrganError
+    from srgan.imageio import read_image, write_image
 
     show_progress = args.progress or sys.stderr.isatty()
-    written = skipped = failed = 0
-    with tqdm(jobs, desc="images", unit="image", disable=not show_progress, file=sys.stderr) as images_bar:
-        for source, target in images_bar:
-            if target.exists() and not args.overwrite:
-                tqdm.write(f"srgan: note: skipping {source}: {target} exists (use --overwrite)", file=sys.stderr)
-                skipped += 1
-                continue
+    to_do = []
+    for source, target in jobs:
+        if target.exists() and not args.overwrite:
+            print(f"srgan: note: skipping {source}: {target} exists (use --overwrite)", file=sys.stderr)
+        else:
+            to_do.append((source, target))
+    skipped = len(jobs) - len(to_do)
+    written = failed = 0
+    writing = None
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="srgan-read") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="srgan-write") as writer,
+        tqdm(to_do, desc="images", unit="image", disable=not show_progress, file=sys.stderr) as images_bar,
+    ):
+        reads = [reader.submit(read_image, source, max_pixels=max_pixels) for source, _ in to_do[:1]]
+        for index, (source, target) in enumerate(images_bar):
+            if index + 1 < len(to_do):
+                reads.append(reader.submit(read_image, to_do[index + 1][0], max_pixels=max_pixels))
             try:
+                image = reads.pop(0).result()
                 with tqdm(
                     desc=source.name, unit="tile", leave=False, disable=not show_progress, file=sys.stderr
                 ) as tiles_bar:
-                    _upscale_file(source, target, upscaler, args.outscale, max_pixels, tiles_bar)
-                written += 1
+                    pixels = _upscale_pixels(image, upscaler, args.outscale, tiles_bar)
             except SrganError as error:
                 _report(str(error))
                 failed += 1
-            except OSError as error:
-                _report(f"{target}: cannot write ({error})")
-                failed += 1
+                continue
+            if writing is not None:
+                written, failed = _tally_write(*writing, written, failed)
+            writing = (target, writer.submit(write_image, target, pixels, like=image))
+        if writing is not None:
+            written, failed = _tally_write(*writing, written, failed)
     return written, skipped, failed
+
+
+def _tally_write(target: Path, write, written: int, failed: int) -> tuple[int, int]:
+    """Wait for one background write; return the (written, failed) counts with it added (failures reported)."""
+    from srgan.errors import SrganError
+
+    try:
+        write.result()
+    except SrganError as error:
+        _report(str(error))
+        return written, failed + 1
+    except OSError as error:
+        _report(f"{target}: cannot write ({error})")
+        return written, failed + 1
+    return written + 1, failed
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -240,11 +277,10 @@ def _plan_outputs(
     return jobs
 
 
-def _upscale_file(source, target, upscaler, outscale, max_pixels, tiles_bar) -> None:
-    """Read, upscale and write one image; the output's extension decides its format."""
+def _upscale_pixels(image, upscaler, outscale, tiles_bar):
+    """The upscaled pixels of a read image (colour, plus alpha when it has one)."""
     import torch
 
-    from srgan.imageio import read_image, write_image
     from srgan.inference import upscale_image
 
     def on_tiles(done: int, total: int) -> None:
@@ -252,9 +288,7 @@ def _upscale_file(source, target, upscaler, outscale, max_pixels, tiles_bar) -> 
         tiles_bar.n = done
         tiles_bar.refresh()
 
-    image = read_image(source, max_pixels=max_pixels)
     color, alpha = upscale_image(
         upscaler, image.to_tensor(), image.alpha_tensor(), outscale=outscale, progress=on_tiles
     )
-    pixels = color if alpha is None else torch.cat([color, alpha])
-    write_image(target, pixels, like=image)
+    return color if alpha is None else torch.cat([color, alpha])
