@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(subparsers) -> None:
@@ -54,7 +55,9 @@ def run_train(args) -> int:
 
     config = load_config(args.config, args.overrides)
     run_dir = train(config, args.out, resume=args.resume)
-    print(run_dir)
+    # under torchrun every process gets here; rank 0 speaks for the run
+    if os.environ.get("RANK", "0") == "0":
+        print(run_dir)
     return 0
 
 
