@@ -104,10 +104,13 @@ def matlab_bicubic_resize(
 ) -> Tensor:
     """Resize (N,C,H,W) or (C,H,W) images like MATLAB's `imresize(..., 'bicubic')`.
 
-    Floating-point input keeps its dtype and range. uint8 input (0..255) returns uint8 and is computed
-    in float64 with MATLAB's rounding after each pass, matching MATLAB on 8-bit images exactly. Give either `scale` (< 1 shrinks; the output is `ceil(H * scale) x ceil(W * scale)`, as in MATLAB)
-    or `size=(height, width)` (each dimension then uses its own scale, out / in). Values are not
-    clamped: bicubic overshoots slightly at edges, and callers that need [0, 1] clamp themselves.
+    Give either `scale` (< 1 shrinks; the output is `ceil(H * scale) x ceil(W * scale)`, as in MATLAB)
+    or `size=(height, width)` (each dimension then uses its own scale, out / in).
+
+    Floating-point input keeps its dtype and range; values are not clamped (bicubic overshoots
+    slightly at edges; callers that need [0, 1] clamp themselves). uint8 input (0..255) returns uint8,
+    computed in float64 with MATLAB's rounding after each pass, which matches MATLAB on 8-bit images
+    exactly; it needs a device with float64 (CPU, CUDA).
     """
     if (scale is None) == (size is None):
         raise ValueError("matlab_bicubic_resize: give exactly one of scale= or size=")
