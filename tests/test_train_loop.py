@@ -185,7 +185,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny_recipe, tmp_path):
         process.wait()
     saved = ckpt.iteration_checkpoints(run_dir)[0][0]
     logged = max(train_losses(run_dir))
-    assert saved >= 5 and logged - saved < 5  # at most one interval lost
+    assert saved >= 5 and logged - saved <= 5  # at most one interval lost
     target = saved + 3
     train(load_config(tiny_recipe, [f"train.iterations={target}", "log.val_every=100000"]), run_dir, resume="auto")
     assert f"resumed from {run_dir / 'checkpoints'}" in (run_dir / "train.log").read_text()
