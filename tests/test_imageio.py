@@ -145,16 +145,6 @@ def test_16bit_png_filters_are_decoded(tmp_path, png_filter):
     np.testing.assert_array_equal(read_image(tmp_path / "filtered.png").array, pixels)
 
 
-def test_pillow_filtered_16bit_gray_png_decodes_like_pillow(tmp_path):
-    # Pillow's encoder picks filters per row; reading its 16-bit gray through our decoder must agree.
-    from srgan.imageio import _read_png16
-
-    y, x = np.mgrid[0:40, 0:50]
-    pixels = ((np.sin(x / 5) + np.cos(y / 7) + 2) * 16000).astype(np.uint16)
-    Image.fromarray(pixels).save(tmp_path / "gray16.png")
-    np.testing.assert_array_equal(_read_png16(tmp_path / "gray16.png")[..., 0], pixels)
-
-
 def test_palette_with_transparency_becomes_rgba(tmp_path):
     palette_image = Image.new("P", (4, 3))
     palette_image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
@@ -241,6 +231,18 @@ def test_explicit_format_overrides_the_extension(tmp_path):
     write_image(tmp_path / "out.img", random_pixels(3, 3, 3), format="png")
     with Image.open(tmp_path / "out.img") as written:
         assert written.format == "PNG"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_png_compress_level_trades_size_not_pixels(tmp_path, dtype):
+    y, x = np.mgrid[0:32, 0:48]
+    smooth = ((x + y) / 80.0)[..., None].repeat(3, axis=2)
+    pixels = np.rint(smooth * np.iinfo(dtype).max).astype(dtype)
+    write_image(tmp_path / "stored.png", pixels, compress_level=0)
+    write_image(tmp_path / "small.png", pixels, compress_level=9)
+    assert (tmp_path / "stored.png").stat().st_size > 2 * (tmp_path / "small.png").stat().st_size
+    for name in ("stored.png", "small.png"):
+        np.testing.assert_array_equal(read_image(tmp_path / name).array, pixels)
 
 
 def test_16bit_to_jpeg_is_reduced_to_8_bits(tmp_path):
