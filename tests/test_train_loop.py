@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -96,17 +90,17 @@ def train_losses(run_dir: Path, key: str = "l_g_total") -> dict[int, float]:
 
 
 def test_tiny_config_learns_and_leaves_a_complete_run_folder(tiny_recipe, tmp_path):
-    config = load_config(tiny_recipe, ["train.iterations=40", "log.val_every=20", "checkpoint.every=20", "log.plots=true"])
+    config = load_config(tiny_recipe, ["train.iterations=40", "log.val_every=40", "checkpoint.every=20", "log.plots=true"])
     run_dir = train(config, tmp_path / "run")
     losses = list(train_losses(run_dir).values())
     assert len(losses) == 40
     assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8
     names = sorted(path.name for path in (run_dir / "checkpoints").iterdir())
     assert names == ["best.ckpt", "iter_00000020.ckpt", "iter_00000040.ckpt"]
-    assert (run_dir / "plots" / "losses.png").is_file() and (run_dir / "plots" / "validation.png").is_file()
     assert (run_dir / "samples" / "iter_00000040.png").is_file()
+    assert sorted(path.name for path in (run_dir / "plots").iterdir()) == ["losses.png", "validation.png"]
     validation = [r for r in read_metrics(run_dir) if r["kind"] == "val"]
-    assert [r["iteration"] for r in validation] == [20, 40]
+    assert [r["iteration"] for r in validation] == [40]
     assert all(10 < r["psnr"] < 60 and 0 < r["ssim"] <= 1 for r in validation)
     assert (run_dir / "generator.safetensors").is_file()
 
@@ -139,59 +133,6 @@ def test_warmup_steps_leave_the_discriminator_alone(tiny_recipe, tmp_path):
     logs = module.training_step(torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16), 1, Trainer(config, tmp_path), optimizers)
     assert set(logs) == {"l_g_pix", "l_g_total"}
     assert all(torch.equal(a, b) for a, b in zip(before, module.discriminator.parameters()))
-
-
-def test_resumed_gan_run_repeats_the_uninterrupted_losses(tiny_recipe, tmp_path):
-    whole = train(load_config(tiny_recipe, ["preset=gan"]), tmp_path / "whole")
-    half = tmp_path / "half"
-    train(load_config(tiny_recipe, ["preset=gan", "train.iterations=6"]), half)
-    train(load_config(tiny_recipe, ["preset=gan"]), half, resume="auto")
-    for key in ("l_g_total", "l_d", "discriminator_score"):
-        expected, resumed = train_losses(whole, key), train_losses(half, key)
-        assert resumed.keys() == expected.keys()
-        assert all(abs(resumed[i] - expected[i]) <= 1e-6 for i in expected), key
-
-
-def test_fresh_run_refuses_a_folder_with_checkpoints(tiny_recipe, tmp_path):
-    config = load_config(tiny_recipe, ["train.iterations=6"])
-    train(config, tmp_path / "run")
-    with pytest.raises(SrganError, match="already holds checkpoints; pass --resume auto"):
-        train(load_config(tiny_recipe), tmp_path / "run")
-
-
-def test_resume_auto_skips_a_damaged_newest_checkpoint(tiny_recipe, tmp_path, caplog, monkeypatch):
-    run_dir = train(load_config(tiny_recipe, ["train.iterations=6"]), tmp_path / "run")
-    monkeypatch.setattr(logging.getLogger("srgan.train"), "propagate", True)  # let caplog see the warning
-    ckpt.iteration_checkpoint_path(run_dir, 9).write_bytes(b"truncated")
-    path, state = ckpt.find_resume_checkpoint(run_dir)
-    assert path.name == "iter_00000006.ckpt" and state["iteration"] == 6
-    assert "skipping damaged checkpoint" in caplog.text
-
-
-def test_killed_run_resumes_from_its_last_checkpoint(tiny_recipe, tmp_path):
-    run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "srgan", "train", str(tiny_recipe), "--out", str(run_dir),
-               "--set", "train.iterations=100000", "checkpoint.every=5", "log.val_every=100000"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        deadline = time.monotonic() + 120
-        while not ckpt.iteration_checkpoints(run_dir) and time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read().decode()
-            time.sleep(0.05)
-        time.sleep(0.3)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    saved = ckpt.iteration_checkpoints(run_dir)[0][0]
-    logged = max(train_losses(run_dir))
-    assert saved >= 5 and logged - saved <= 5  # at most one interval lost
-    target = saved + 3
-    train(load_config(tiny_recipe, [f"train.iterations={target}", "log.val_every=100000"]), run_dir, resume="auto")
-    assert f"resumed from {run_dir / 'checkpoints'}" in (run_dir / "train.log").read_text()
-    iterations = [r["iteration"] for r in read_metrics(run_dir) if r["kind"] == "train"]
-    assert iterations == list(range(1, target + 1))  # the killed run's records past the checkpoint are dropped
-    assert ckpt.iteration_checkpoints(run_dir)[0][0] == target
 
 
 def test_nan_loss_stops_the_run_without_a_nan_checkpoint(tiny_recipe, tmp_path):

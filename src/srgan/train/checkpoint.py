@@ -50,7 +50,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`; SrganError naming the file if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise SrganError(f"{path}: checkpoint not found; check the path or use --resume auto")
+        raise SrganError(f"{path}: checkpoint not found; check the path (a run keeps them in RUN_DIR/checkpoints/)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file fails in many ways inside the unpickler

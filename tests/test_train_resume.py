@@ -1,0 +1,74 @@
+"""Resuming training: exact continuation, damaged checkpoints, a run killed with SIGKILL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from srgan.errors import SrganError
+from srgan.train import checkpoint as ckpt
+from srgan.train.config import load_config
+from srgan.train.monitor import read_metrics
+from srgan.train.trainer import train
+
+# the tiny recipe, its images and the single-thread setting are shared with the loop tests
+from test_train_loop import _one_thread, image_dirs, tiny_recipe, train_losses  # noqa: F401
+
+
+def test_resumed_gan_run_repeats_the_uninterrupted_losses(tiny_recipe, tmp_path):
+    whole = train(load_config(tiny_recipe, ["preset=gan"]), tmp_path / "whole")
+    half = tmp_path / "half"
+    train(load_config(tiny_recipe, ["preset=gan", "train.iterations=6"]), half)
+    train(load_config(tiny_recipe, ["preset=gan"]), half, resume="auto")
+    for key in ("l_g_total", "l_d", "discriminator_score"):
+        expected, resumed = train_losses(whole, key), train_losses(half, key)
+        assert resumed.keys() == expected.keys()
+        assert all(abs(resumed[i] - expected[i]) <= 1e-6 for i in expected), key
+
+
+def test_fresh_run_refuses_a_folder_with_checkpoints(tiny_recipe, tmp_path):
+    config = load_config(tiny_recipe, ["train.iterations=6"])
+    train(config, tmp_path / "run")
+    with pytest.raises(SrganError, match="already holds checkpoints; pass --resume auto"):
+        train(load_config(tiny_recipe), tmp_path / "run")
+
+
+def test_resume_auto_skips_a_damaged_newest_checkpoint(tiny_recipe, tmp_path, caplog, monkeypatch):
+    run_dir = train(load_config(tiny_recipe, ["train.iterations=6"]), tmp_path / "run")
+    monkeypatch.setattr(logging.getLogger("srgan.train"), "propagate", True)  # let caplog see the warning
+    ckpt.iteration_checkpoint_path(run_dir, 9).write_bytes(b"truncated")
+    path, state = ckpt.find_resume_checkpoint(run_dir)
+    assert path.name == "iter_00000006.ckpt" and state["iteration"] == 6
+    assert "skipping damaged checkpoint" in caplog.text
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tiny_recipe, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "srgan", "train", str(tiny_recipe), "--out", str(run_dir),
+               "--set", "train.iterations=100000", "checkpoint.every=5", "log.val_every=100000"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not ckpt.iteration_checkpoints(run_dir) and time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    saved = ckpt.iteration_checkpoints(run_dir)[0][0]
+    logged = max(train_losses(run_dir))
+    assert saved >= 5 and logged - saved <= 5  # at most one interval lost
+    target = saved + 3
+    train(load_config(tiny_recipe, [f"train.iterations={target}", "log.val_every=100000"]), run_dir, resume="auto")
+    assert f"resumed from {run_dir / 'checkpoints'}" in (run_dir / "train.log").read_text()
+    iterations = [r["iteration"] for r in read_metrics(run_dir) if r["kind"] == "train"]
+    assert iterations == list(range(1, target + 1))  # the killed run's records past the checkpoint are dropped
+    assert ckpt.iteration_checkpoints(run_dir)[0][0] == target
