@@ -208,3 +208,19 @@ def test_plot_command_redraws_from_metrics(tiny_recipe, tmp_path, capsys):
     drawn = sorted(path.name for path in (run_dir / "plots").iterdir())
     assert drawn == ["discriminator.png", "losses.png", "validation.png"]
     assert json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["kind"] == "train"
+
+
+def test_sample_grid_lays_out_captioned_crops():
+    from srgan.train.monitor import sample_grid
+
+    hr = torch.rand(3, 40, 48)
+    lr = torch.rand(3, 10, 12)
+    sr = torch.rand(3, 40, 48)
+    grid = sample_grid([(lr, sr, hr), (lr, sr, hr)], scale=4, crop=32)
+    gap, caption = 4, 16
+    assert grid.shape == (3, caption + 2 * (gap + 32), 4 * 32 + 3 * gap)
+    first_row = grid[:, caption + gap : caption + gap + 32]
+    torch.testing.assert_close(first_row[..., 3 * (32 + gap) :], hr[:, 4:36, 8:40])  # HR column: centre crop
+    torch.testing.assert_close(first_row[..., 2 * (32 + gap) : 2 * (32 + gap) + 32], sr[:, 4:36, 8:40])
+    nearest = first_row[..., :32]
+    torch.testing.assert_close(nearest[:, ::4, ::4], lr[:, 1:9, 2:10])

@@ -223,8 +223,30 @@ def _center_crop(image: torch.Tensor, size: int, multiple: int) -> torch.Tensor:
     return image[..., top : top + crop_h, left : left + crop_w]
 
 
+SAMPLE_COLUMNS = ("LR nearest", "LR bicubic", "SR", "HR")
+
+
+def _caption_strip(labels: list[str], widths: list[int], gap: int) -> torch.Tensor:
+    """A white (3, 16, W) strip with each label centred over its column."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    height = 16
+    strip = Image.new("RGB", (sum(widths) + gap * (len(widths) - 1), height), "white")
+    draw = ImageDraw.Draw(strip)
+    left = 0
+    for label, width in zip(labels, widths):
+        text_width = draw.textlength(label)
+        draw.text((left + (width - text_width) / 2, 2), label, fill="black")
+        left += width + gap
+    return torch.from_numpy(np.asarray(strip).copy()).permute(2, 0, 1).float() / 255
+
+
 def sample_grid(samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], *, scale: int, crop: int) -> torch.Tensor:
-    """One row per (lr, sr, hr) CHW triple: LR upsampled nearest | LR bicubic | SR | HR, centre crops of `crop` HR px."""
+    """A captioned grid, one row per (lr, sr, hr) CHW triple: LR nearest | LR bicubic | SR | HR.
+
+    Each tile is the centre crop of `crop` HR pixels (the matching LR region, upsampled).
+    """
     from srgan.resize import matlab_bicubic_resize
 
     gap = 4
@@ -235,15 +257,16 @@ def sample_grid(samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], 
         lr_crop = _center_crop(lr, crop // scale, 1)[..., : hr.shape[-2] // scale, : hr.shape[-1] // scale]
         nearest = lr_crop.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
         bicubic = matlab_bicubic_resize(lr_crop, scale=scale).clamp(0, 1)
-        tiles = [nearest, bicubic, sr.clamp(0, 1), hr]
+        tiles = [tile.float().cpu() for tile in (nearest, bicubic, sr.clamp(0, 1), hr)]
         separator = torch.ones(3, hr.shape[-2], gap)
-        row = []
-        for tile in tiles:
-            row += [tile.float().cpu(), separator]
-        rows += [torch.cat(row[:-1], dim=-1), torch.ones(3, gap, sum(t.shape[-1] for t in row[:-1]))]
-    width = max(row.shape[-1] for row in rows)
-    padded = [torch.nn.functional.pad(row, (0, width - row.shape[-1]), value=1.0) for row in rows[:-1]]
-    return torch.cat(padded, dim=-2)
+        rows.append(torch.cat([part for tile in tiles for part in (tile, separator)][:-1], dim=-1))
+    # captions sized to the first row's tiles (smaller validation images can make later rows narrower)
+    tile_width = (rows[0].shape[-1] - gap * (len(SAMPLE_COLUMNS) - 1)) // len(SAMPLE_COLUMNS)
+    parts = [_caption_strip(list(SAMPLE_COLUMNS), [tile_width] * len(SAMPLE_COLUMNS), gap)]
+    for row in rows:
+        parts += [torch.ones(3, gap, row.shape[-1]), row]
+    width = max(part.shape[-1] for part in parts)
+    return torch.cat([torch.nn.functional.pad(part, (0, width - part.shape[-1]), value=1.0) for part in parts], dim=-2)
 
 
 def save_sample_grid(path: Path, samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], *, scale: int, crop: int) -> None:
