@@ -56,6 +56,14 @@ def setup_logging(run_dir: Path | None) -> None:
         logger.addHandler(file_handler)
 
 
+def close_log_file() -> None:
+    """Stop writing RUN_DIR/train.log (the console keeps the messages)."""
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            logger.removeHandler(handler)
+            handler.close()
+
+
 class LossAverager:
     """Running means of scalars between two log steps; its state goes into checkpoints for exact resumes."""
 

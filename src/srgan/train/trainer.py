@@ -26,7 +26,15 @@ from srgan.train import checkpoint as ckpt
 from srgan.train import distributed
 from srgan.train.config import TrainConfig, check_resources
 from srgan.train.module import SRModule
-from srgan.train.monitor import LossAverager, Monitor, SAMPLES_DIR, plot_metrics, save_sample_grid, setup_logging
+from srgan.train.monitor import (
+    SAMPLES_DIR,
+    LossAverager,
+    Monitor,
+    close_log_file,
+    plot_metrics,
+    save_sample_grid,
+    setup_logging,
+)
 from srgan.train.runtime import (
     capture_rng_state,
     is_main_process,
@@ -328,11 +336,17 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------------------------
 
     def fit(self, resume: str | None = None) -> Path:
-        config = self.config
-        check_resources(config)
+        check_resources(self.config)
         if self.is_main:
             setup_logging(self.run_dir)
             self._announce()
+        try:
+            return self._run(resume)
+        finally:
+            close_log_file()
+
+    def _run(self, resume: str | None) -> Path:
+        config = self.config
         seed_everything(config.train.seed, deterministic=config.train.deterministic)
         module = SRModule(config).to(self.device, memory_format=self.memory_format)
         if config.train.compile:
