@@ -161,10 +161,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @property
-    def is_gan(self) -> bool:
-        return self.discriminator is not None and self.losses.adversarial is not None
-
 
 # --- YAML -----------------------------------------------------------------------------------------
 
@@ -352,13 +348,6 @@ def _expand_home(config: TrainConfig) -> None:
         config.losses.perceptual.weights = str(Path(config.losses.perceptual.weights).expanduser())
     if config.discriminator is not None and isinstance(config.discriminator.kwargs.get("weights_path"), str):
         config.discriminator.kwargs["weights_path"] = str(Path(config.discriminator.kwargs["weights_path"]).expanduser())
-
-
-def config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    """Rebuild a config saved in a checkpoint (`TrainConfig.to_dict()`)."""
-    config = _build(TrainConfig, values, "")
-    validate_values(config)
-    return config
 
 
 # --- value checks ---------------------------------------------------------------------------------
