@@ -67,7 +67,7 @@ class _RecordingTrainer(Trainer):
 
     def _save_checkpoint(self, state, *, periodic, best):
         rank = self.place.rank
-        torch.save({"params": state["params"], "params_ema": state["params_ema"]},
+        torch.save({key: state[key] for key in ("params", "params_ema", "params_d")},
                    self.run_dir.parent / f"rank{rank}_iter{self.iteration}.pt")
         super()._save_checkpoint(state, periodic=periodic, best=best)
 
@@ -130,6 +130,28 @@ def test_two_processes_resume_from_the_same_checkpoint(recipe, tmp_path):
     resumed1 = torch.load(tmp_path / "ddp" / f"rank1_iter{ITERATIONS}.pt")
     _assert_same(resumed0["params"], resumed1["params"], rtol=0, atol=0)
     _assert_same(resumed0["params"], single["params"], rtol=1e-4, atol=1e-6)
+
+
+def test_gan_ranks_keep_identical_generator_and_discriminator(recipe, tmp_path):
+    # SRResNet and the SRGAN discriminator have BatchNorm, which on CPU normalises by each rank's share:
+    # the weights must still agree (gradients are averaged); the running statistics are rank 0's at each
+    # forward pass and each rank's own after it, so they are left out
+    gan = ["generator.arch=srresnet", "generator.kwargs={num_features: 8, num_blocks: 1}",
+           "discriminator={arch: srgan_discriminator, kwargs: {input_size: 16, num_features: 4}}",
+           "losses.adversarial={kind: ragan, weight: 0.01}", "train.pixel_warmup_iterations=1"]
+    _run_two_processes(recipe, tmp_path / "ddp" / "run", gan)
+
+    rank0 = torch.load(tmp_path / "ddp" / f"rank0_iter{ITERATIONS}.pt")
+    rank1 = torch.load(tmp_path / "ddp" / f"rank1_iter{ITERATIONS}.pt")
+    for key in ("params", "params_ema", "params_d"):
+        weights0, weights1 = ({name: value for name, value in rank[key].items() if not _is_bn_statistic(name)}
+                              for rank in (rank0, rank1))
+        assert len(weights0) < len(rank0[key])  # the network does have BatchNorm
+        _assert_same(weights0, weights1, rtol=0, atol=0)
+
+
+def _is_bn_statistic(name: str) -> bool:
+    return name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
 
 
 def test_batch_size_is_global_and_must_split_evenly():
