@@ -76,18 +76,25 @@ def model_flops(network: nn.Module, lr: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def recipe(arch: str, hr_patch: int, batch: int, data_dir: Path, device: torch.device, compile_networks: bool):
-    from srgan.train.config import config_from_dict
+def recipe(arch: str, hr_patch: int, options, run_dir: Path):
+    """The training config of the trainer loop, loaded as `srgan train` would load it."""
+    import yaml
 
-    return config_from_dict({
+    from srgan.train.config import load_config
+
+    values = {
         "name": f"throughput_{arch}",
         "scale": SCALE,
         "generator": {"arch": arch},
-        "data": {"train_dirs": [str(data_dir)], "hr_patch": hr_patch, "batch_size": batch, "prepare": False,
-                 "loader": "device"},
+        "data": {"train_dirs": [str(options.data)], "hr_patch": hr_patch, "batch_size": options.batch,
+                 "prepare": False, "loader": "device"},
         "losses": {"pixel": {"kind": "l1"}},
-        "train": {"device": str(device), "precision": "auto", "compile": compile_networks},
-    })
+        "train": {"device": str(options.device), "precision": "auto", "compile": options.compile},
+    }
+    path = run_dir / "recipe.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return load_config(path)
 
 
 def time_steps(step, warmup: int, iterations: int, device: torch.device) -> float:
@@ -136,7 +143,7 @@ def trainer_loop(arch: str, hr_patch: int, options, run_dir: Path) -> tuple[floa
     from srgan.train.module import SRModule
     from srgan.train.trainer import Trainer
 
-    config = recipe(arch, hr_patch, options.batch, options.data, options.device, options.compile)
+    config = recipe(arch, hr_patch, options, run_dir)
     trainer = Trainer(config, run_dir)
     module = SRModule(config).to(trainer.device, memory_format=trainer.memory_format).train()
     flops = model_flops(module.generator, torch.rand(options.batch, 3, hr_patch // SCALE, hr_patch // SCALE,
