@@ -23,8 +23,7 @@ from srgan.data.patches import (
     check_patch_size,
     crop_with_context,
     lr_from_context_crops,
-    origin_from_uniform,
-    origin_range,
+    patch_origin,
 )
 from srgan.data.store import ImageStore, to_float
 
@@ -76,11 +75,9 @@ def sample_batch(
         codes.zero_()
 
     crops = []
-    for image_index, (row_uniform, column_uniform) in zip(image_indices, uniforms):
+    for image_index, image_uniforms in zip(image_indices, uniforms):
         image = images[image_index]
-        height, width = image.shape[-2:]
-        top = origin_from_uniform(row_uniform, *origin_range(height, hr_patch, scale, inner_fraction), scale)
-        left = origin_from_uniform(column_uniform, *origin_range(width, hr_patch, scale, inner_fraction), scale)
+        top, left = patch_origin(image.shape[-2:], image_uniforms, hr_patch, scale, inner_fraction)
         crops.append(crop_with_context(image, top, left, hr_patch, scale))
     crops = torch.stack(crops)
     context = LR_CONTEXT * scale

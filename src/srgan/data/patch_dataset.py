@@ -17,8 +17,7 @@ from srgan.data.patches import (
     check_patch_size,
     crop_with_context,
     lr_from_context_crops,
-    origin_from_uniform,
-    origin_range,
+    patch_origin,
 )
 from srgan.data.store import DEFAULT_CACHE_BYTES, ImageStore, to_float
 from srgan.errors import SrganError
@@ -91,14 +90,12 @@ class PatchDataset(Dataset):
             raise IndexError(f"PatchDataset index {draw} is negative")
         image_index = draw % len(self) // self.patches_per_image
         rng = np.random.default_rng([self.seed, _PATCH_STREAM, draw])
-        row_uniform, column_uniform = rng.random(2)
+        uniforms = rng.random(2)
         code = int(rng.integers(DIHEDRAL_TRANSFORMS)) if self.augment else 0
 
         hr_image, lr_image = self.store.load(image_index)
         size, scale = self.hr_patch, self.scale
-        height, width = hr_image.shape[-2:]
-        top = origin_from_uniform(row_uniform, *origin_range(height, size, scale, self.inner_fraction), scale)
-        left = origin_from_uniform(column_uniform, *origin_range(width, size, scale, self.inner_fraction), scale)
+        top, left = patch_origin(hr_image.shape[-2:], uniforms, size, scale, self.inner_fraction)
         hr = hr_image[:, top : top + size, left : left + size]
         if lr_image is None:
             lr = lr_from_context_crops(crop_with_context(hr_image, top, left, size, scale), scale)

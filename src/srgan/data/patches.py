@@ -16,6 +16,7 @@ Geometry rules that keep every LR/HR pair aligned:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -66,6 +67,17 @@ def origin_from_uniform(uniform: float, low: int, high: int, scale: int) -> int:
     """Map a uniform draw in [0, 1) to one of the origins low, low + scale, ..., high."""
     steps = (high - low) // scale + 1
     return low + scale * min(int(uniform * steps), steps - 1)
+
+
+def patch_origin(
+    image_size: tuple[int, int], uniforms: Sequence[float], hr_patch: int, scale: int, inner_fraction: float | None
+) -> tuple[int, int]:
+    """(top, left) of a patch in an image of `image_size` (height, width), from two uniform draws in [0, 1)."""
+    top, left = (
+        origin_from_uniform(uniform, *origin_range(length, hr_patch, scale, inner_fraction), scale)
+        for length, uniform in zip(image_size, uniforms)
+    )
+    return top, left
 
 
 def check_scale(scale: int) -> None:
