@@ -162,3 +162,5 @@ def test_batch_size_is_global_and_must_split_evenly():
     batch = (torch.arange(8).view(8, 1), torch.arange(8, 16).view(8, 1))
     lr, hr = own_rows(batch, place)
     assert lr.flatten().tolist() == [4, 5, 6, 7] and hr.flatten().tolist() == [12, 13, 14, 15]
+    with pytest.raises(SrganError, match="data.batch_size"):
+        own_rows(batch, ProcessPlace(0, 0, 3, torch.device("cpu")))

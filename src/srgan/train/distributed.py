@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from srgan.errors import SrganError
+from srgan.train.runtime import seed_everything
 
 logger = logging.getLogger("srgan.train")
 
@@ -104,7 +105,7 @@ def per_process_batch(batch_size: int, place: ProcessPlace) -> int:
 
 def own_rows(batch: tuple[Tensor, ...], place: ProcessPlace) -> tuple[Tensor, ...]:
     """This process's slice of a global batch that every process drew identically."""
-    share = batch[0].shape[0] // place.world_size
+    share = per_process_batch(batch[0].shape[0], place)
     start = place.rank * share
     return tuple(tensor[start : start + share] for tensor in batch)
 
@@ -119,8 +120,6 @@ def seed_process(seed: int, place: ProcessPlace, iteration: int, *, deterministi
     """
     if place.rank == 0:
         return
-    from srgan.train.runtime import seed_everything
-
     derived = int(np.random.SeedSequence([seed, place.rank, iteration]).generate_state(1)[0])
     seed_everything(derived, deterministic=deterministic)
 
