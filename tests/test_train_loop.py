@@ -105,6 +105,22 @@ def test_tiny_config_learns_and_leaves_a_complete_run_folder(tiny_recipe, tmp_pa
     assert (run_dir / "generator.safetensors").is_file()
 
 
+def test_prepared_subimages_are_reused_for_another_patch_size(tiny_recipe, tmp_path):
+    from srgan.imageio import write_image
+
+    photos = tmp_path / "photos"
+    write_image(photos / "photo.png", _smooth_image(7, 160))  # over prepare_subimages' 128 px minimum
+    preparation = [f"data.train_dirs=[{photos}]", "data.prepare=true", f"data.prepared_dir={tmp_path / 'prepared'}",
+                   "data.subimage_size=64", "data.subimage_step=64"]
+    folders = [
+        Trainer(load_config(tiny_recipe, [*preparation, f"data.hr_patch={patch}"]), tmp_path / f"run{patch}")
+        ._training_folders()
+        for patch in (16, 32)
+    ]
+    assert folders[0] == folders[1]
+    assert len(list((tmp_path / "prepared").iterdir())) == 1
+
+
 def test_gan_step_updates_generator_and_discriminator(tiny_recipe, tmp_path):
     config = load_config(tiny_recipe, ["preset=gan"])
     trainer = Trainer(config, tmp_path / "run")

@@ -144,7 +144,8 @@ class ImageStore:
             if min(image.height, image.width) < hr_patch:
                 raise SrganError(
                     f"{image.pair.hr_path}: image is {image.width}x{image.height} (cropped to a multiple of "
-                    f"{self.scale}), smaller than the {hr_patch}x{hr_patch} HR patch; remove it or use a smaller patch"
+                    f"{self.scale}), smaller than the {hr_patch}x{hr_patch} HR patch; remove it (for a prepared "
+                    "sub-image: its source photo) or use a smaller patch"
                 )
 
     def load(self, index: int) -> tuple[Tensor, Tensor | None]:

@@ -121,7 +121,8 @@ def prepare_subimages(
     Each (JPEG-cleaned) image is cut into `subimage_size` squares every `step` pixels, the last row
     and column of windows flush with the image edge. An image shorter than `subimage_size` along an
     axis is kept whole along it (cropped to a multiple of `scale`); one shorter than `min_size` after
-    cleaning is skipped with a warning (set `min_size` to the largest HR patch you will train with).
+    cleaning is skipped with a warning (`PatchDataset` refuses, naming it, a sub-image smaller than its
+    HR patch).
     Gray images become 3-channel RGB. Unreadable images are skipped with a warning.
 
     Output: `cache_dir/subimages-x{scale}-{hash}/{folder}/{name}_s{k:03d}.png` plus `manifest.json`.

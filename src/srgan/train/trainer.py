@@ -163,6 +163,8 @@ class Trainer:
             return list(data.train_dirs)
         from srgan.data import prepare_subimages
 
+        # min_size is left at its default so that the prepared set does not depend on data.hr_patch:
+        # a new patch size reuses it, and a sub-image smaller than the patch is an error naming it.
         prepared = prepare_subimages(
             data.train_dirs,
             data.prepared_dir,
@@ -170,7 +172,6 @@ class Trainer:
             subimage_size=data.subimage_size,
             step=data.subimage_step,
             jpeg_predownscale=data.jpeg_predownscale,
-            min_size=data.hr_patch,
         )
         logger.info("training on sub-images prepared in %s", prepared)
         return [str(prepared)]
