@@ -294,6 +294,16 @@ def test_validation_pairs_read_lr_folder_of_benchmark_layout(tmp_path):
         ImageFolderPairs(tmp_path / "Set", scale=4, lr_dir=tmp_path / "Set_LR_bicubic")
 
 
+def test_validation_pairs_record_which_files_are_gray(tmp_path):
+    save(tmp_path / "Set" / "gray.png", random_pixels(8, 8, channels=1))
+    save(tmp_path / "Set" / "gray_alpha.png", random_pixels(8, 8, channels=2))
+    save(tmp_path / "Set" / "rgb.png", np.repeat(random_pixels(8, 8, channels=1)[..., None], 3, axis=2))
+    pairs = ImageFolderPairs(tmp_path / "Set", scale=4)
+    assert {image.pair.name: image.is_gray for image in pairs.store.images} == {
+        "gray": True, "gray_alpha": True, "rgb": False
+    }
+
+
 # --- prepare_subimages ------------------------------------------------------------------------------
 
 

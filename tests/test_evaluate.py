@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,6 +127,23 @@ def test_rgb_file_with_equal_channels_is_scored_on_y(hr_folder, tmp_path):
     (score,) = evaluate_models([], [folder], SCALE, progress=False).scores
     expected = _expected_bicubic_scores(folder / "gray_rgb.png")
     assert (score.psnr, score.ssim) == pytest.approx(expected, abs=1e-3)
+
+
+def test_each_image_is_decoded_once(hr_folder, monkeypatch):
+    import srgan.data.store
+    import srgan.imageio
+
+    decoded = []
+    read_image = srgan.imageio.read_image
+
+    def counting_read_image(path, **options):
+        decoded.append(Path(path).name)
+        return read_image(path, **options)
+
+    monkeypatch.setattr(srgan.imageio, "read_image", counting_read_image)
+    monkeypatch.setattr(srgan.data.store, "read_image", counting_read_image)
+    evaluate_models([], [hr_folder], SCALE, progress=False)
+    assert sorted(decoded) == ["a.png", "b.png", "gray.png"]
 
 
 def test_rgb_option_and_crop_border_reach_the_metrics(hr_folder):

@@ -154,7 +154,6 @@ def evaluate_models(
     from srgan.data.files import as_path_list, unique_folder_labels
     from srgan.data.store import progress_bar
     from srgan.data.validation import ImageFolderPairs
-    from srgan.imageio import read_image
     from srgan.inference import Upscaler
 
     if scale < 1 or scale != int(scale):
@@ -186,12 +185,13 @@ def evaluate_models(
         )
         for index in progress_bar(range(len(pairs)), description=name, enabled=progress):
             image_name, lr, hr = pairs[index]
-            hr_path = pairs.store.images[index].pair.hr_path
+            stored = pairs.store.images[index]
             outputs = [_upscale_8bit(upscaler, lr) for upscaler in upscalers]
             # The file's colour model decides, not its pixels: published tables score man.png (RGB
             # with equal channels) on Y but bridge.png (1 channel) on its gray values.
-            gray = read_image(hr_path).is_gray
-            image_scores = [_score(output, hr, gray, protocol, str(hr_path)) for output in outputs]
+            image_scores = [
+                _score(output, hr, stored.is_gray, protocol, str(stored.pair.hr_path)) for output in outputs
+            ]
             report.scores += [
                 ImageScore(name, image_name, label, psnr_value, ssim_value)
                 for label, (psnr_value, ssim_value) in zip(labels, image_scores)

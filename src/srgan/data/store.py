@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -18,7 +17,7 @@ from tqdm import tqdm
 
 from srgan.data.files import FoldersArg, ImagePair, as_path_list, find_pairs
 from srgan.errors import SrganError
-from srgan.imageio import read_image
+from srgan.imageio import LoadedImage, read_image
 
 # Default memory cap for decoded images (uint8). The prepared training set takes about 1 GiB.
 DEFAULT_CACHE_BYTES = 4 * 2**30
@@ -40,9 +39,9 @@ def to_float(pixels: Tensor) -> Tensor:
     return pixels.to(torch.float32, memory_format=torch.contiguous_format).div_(255)
 
 
-def read_rgb_uint8(path: Path) -> Tensor:
-    """An image file as a (3, H, W) uint8 RGB tensor (gray repeated, alpha dropped, 16 bits rounded to 8)."""
-    return to_uint8(read_image(path).to_tensor())
+def rgb_uint8(image: LoadedImage) -> Tensor:
+    """A read image as a (3, H, W) uint8 RGB tensor (gray repeated, alpha dropped, 16 bits rounded to 8)."""
+    return to_uint8(image.to_tensor())
 
 
 def crop_to_multiple(image: Tensor, scale: int) -> Tensor:
@@ -53,11 +52,16 @@ def crop_to_multiple(image: Tensor, scale: int) -> Tensor:
 
 @dataclass
 class StoredImage:
-    """One decoded image pair: HR (cropped to a multiple of the scale), its LR if paired, cached or not."""
+    """One decoded image pair: HR (cropped to a multiple of the scale), its LR if paired, cached or not.
+
+    `is_gray` says whether the HR file has one colour channel (gray, gray + alpha): evaluation scores
+    such images on their gray values.
+    """
 
     pair: ImagePair
     height: int
     width: int
+    is_gray: bool
     hr: Tensor | None
     lr: Tensor | None
 
@@ -88,19 +92,21 @@ class ImageStore:
         uncached = 0
         for pair in progress_bar(pairs, description="decoding images", enabled=progress):
             try:
-                hr = read_rgb_uint8(pair.hr_path)
-                lr = read_rgb_uint8(pair.lr_path) if pair.lr_path is not None else None
+                hr_file = read_image(pair.hr_path)
+                lr = rgb_uint8(read_image(pair.lr_path)) if pair.lr_path is not None else None
             except SrganError as error:
                 warnings.warn(f"skipping unreadable image: {error}", stacklevel=2)
                 continue
-            hr = self._checked_hr(pair, hr, lr)
+            hr = self._checked_hr(pair, rgb_uint8(hr_file), lr)
             size = hr.numel() + (lr.numel() if lr is not None else 0)
             keep = cache_bytes is None or self.cached_bytes + size <= cache_bytes
             if keep:
                 self.cached_bytes += size
             else:
                 uncached += 1
-            self.images.append(StoredImage(pair, hr.shape[1], hr.shape[2], hr if keep else None, lr if keep else None))
+            self.images.append(
+                StoredImage(pair, hr.shape[1], hr.shape[2], hr_file.is_gray, hr if keep else None, lr if keep else None)
+            )
         if not self.images:
             raise SrganError(f"{source}: none of the images could be read; replace the corrupt files")
         if uncached:
@@ -154,5 +160,5 @@ class ImageStore:
         if image.hr is not None:
             return image.hr, image.lr
         pair = image.pair
-        lr = read_rgb_uint8(pair.lr_path) if pair.lr_path is not None else None
-        return self._checked_hr(pair, read_rgb_uint8(pair.hr_path), lr), lr
+        lr = rgb_uint8(read_image(pair.lr_path)) if pair.lr_path is not None else None
+        return self._checked_hr(pair, rgb_uint8(read_image(pair.hr_path)), lr), lr
