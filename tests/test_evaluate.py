@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,16 @@ from PIL import Image
 
 from srgan.cli import main
 from srgan.errors import SrganError
-from srgan.evaluate import evaluate_models, format_markdown, format_table
+from srgan.evaluate import (
+    DatasetInfo,
+    EvaluationReport,
+    ImageScore,
+    Protocol,
+    evaluate_models,
+    format_json,
+    format_markdown,
+    format_table,
+)
 from srgan.metrics import psnr, ssim
 from srgan.resize import matlab_bicubic_resize
 
@@ -144,6 +154,18 @@ def test_each_image_is_decoded_once(hr_folder, monkeypatch):
     monkeypatch.setattr(srgan.data.store, "read_image", counting_read_image)
     evaluate_models([], [hr_folder], SCALE, progress=False)
     assert sorted(decoded) == ["a.png", "b.png", "gray.png"]
+
+
+def test_json_report_writes_infinite_psnr_as_null():
+    report = EvaluationReport(Protocol(2, True, 2), ["perfect"], [DatasetInfo("set", "hr", None, 1, 2)],
+                              [ImageScore("set", "img", "perfect", math.inf, 1.0)])
+
+    def refuse(constant):
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    written = json.loads(format_json(report), parse_constant=refuse)
+    assert written["per_image"][0]["psnr"] is None and written["per_image"][0]["ssim"] == 1.0
+    assert written["means"][0]["psnr"] is None
 
 
 def test_rgb_option_and_crop_border_reach_the_metrics(hr_folder):

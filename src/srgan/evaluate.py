@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -391,8 +392,22 @@ def format_csv(report: EvaluationReport, *, per_image: bool = False) -> str:
 
 
 def format_json(report: EvaluationReport) -> str:
-    """Everything: protocol, datasets, means and per-image scores (full precision)."""
-    return json.dumps(report.to_dict(), indent=2) + "\n"
+    """Everything: protocol, datasets, means and per-image scores (full precision), as strict JSON.
+
+    The PSNR of an output identical to its HR image is infinite; strict JSON has no Infinity, so it
+    is written as null (PSNR is never NaN, so null means exactly that).
+    """
+    return json.dumps(_non_finite_as_null(report.to_dict()), indent=2, allow_nan=False) + "\n"
+
+
+def _non_finite_as_null(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _non_finite_as_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_non_finite_as_null(item) for item in value]
+    return value
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
