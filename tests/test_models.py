@@ -104,6 +104,7 @@ def test_any_embedded_safetensors_is_a_named_model(tmp_path, monkeypatch):
 
     assert catalogue["house-x2"].kind == "embedded" and catalogue["house-x2"].available
     assert catalogue["house-x2"].description == "house model"
+    assert catalogue["house-x2"].scale == 2, "read from the file's header"
     assert next(iter(catalogue)) == "house-x2", "embedded models come first"
     assert (loaded.name, loaded.scale) == ("house-x2", 2)
 
@@ -138,6 +139,7 @@ def test_pretrained_model_is_converted_once_then_read_from_cache(cache, monkeypa
     second = load_model("realesr-animevideov3")
 
     assert (first.arch, first.scale, first.name) == ("srvgg_compact", 4, "realesr-animevideov3")
+    assert list_pretrained()["realesr-animevideov3"].scale == first.scale
     assert metadata["license"].startswith("BSD-3-Clause")
     assert {"source", "trained_on", "converted_from"} <= set(metadata)
     for key, tensor in first.module.state_dict().items():

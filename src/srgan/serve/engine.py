@@ -33,19 +33,20 @@ class UpscaleEngine:
         self.default_model = default.name
         self._sources: dict[str, str] = {default.name: requested, BICUBIC: BICUBIC}
         self._descriptions: dict[str, str] = {BICUBIC: "MATLAB bicubic interpolation, the no-weights baseline"}
+        self._scales: dict[str, int | None] = {BICUBIC: 4, default.name: default.scale}
         for name, info in list_pretrained().items():
             if info.available:
                 self._sources.setdefault(name, name)
                 self._descriptions.setdefault(name, info.description)
+                self._scales.setdefault(name, info.scale)
         self._descriptions.setdefault(default.name, default.metadata.get("description", f"{default.arch} model"))
-        self._scales: dict[str, int] = {BICUBIC: 4, default.name: default.scale}
         self._upscalers = collections.OrderedDict({default.name: Upscaler(default, device=device)})
 
     def model_names(self) -> list[str]:
         return list(self._sources)
 
     def describe_models(self) -> list[dict]:
-        """Name, description and native scale (None until the model is first loaded) of each model."""
+        """Name, description and native scale (None if a model file does not record it) of each model."""
         return [
             {"name": name, "description": self._descriptions.get(name, ""), "scale": self._scales.get(name)}
             for name in self._sources

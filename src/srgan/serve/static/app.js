@@ -41,7 +41,7 @@ async function loadModels() {
   const select = elements["model-select"];
   select.replaceChildren(
     ...catalog.models.map((model) => {
-      // A model's scale is known once the server has loaded it.
+      // The scale is missing only for a model file that does not record it.
       const option = new Option(model.scale ? `${model.name} (×${model.scale})` : model.name, model.name);
       option.title = model.description || "";
       return option;
