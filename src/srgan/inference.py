@@ -48,8 +48,11 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 ProgressCallback = Callable[[int, int], None]
 
 
-def select_device(device: str | torch.device | None = None) -> torch.device:
-    """`device` checked for availability, or the best one present (cuda, then mps, then cpu)."""
+def select_device(device: str | torch.device | None = None, *, cpu_hint: str = "--device cpu") -> torch.device:
+    """`device` checked for availability, or the best one present (cuda, then mps, then cpu).
+
+    `cpu_hint` tells the user how to ask for the CPU instead (a command-line option, a config key).
+    """
     if device is None or str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -62,11 +65,11 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
         raise SrganError(f"device {device!r}: not a device name; use cpu, cuda, cuda:N, mps or auto") from None
     if chosen.type == "cuda":
         if not torch.cuda.is_available():
-            raise SrganError(f"device {device}: CUDA is not available on this machine; use --device cpu")
+            raise SrganError(f"device {device}: CUDA is not available on this machine; use {cpu_hint}")
         if chosen.index is not None and chosen.index >= torch.cuda.device_count():
             raise SrganError(f"device {device}: only {torch.cuda.device_count()} CUDA device(s) present")
     elif chosen.type == "mps" and not torch.backends.mps.is_available():
-        raise SrganError(f"device {device}: Apple MPS is not available on this machine; use --device cpu")
+        raise SrganError(f"device {device}: Apple MPS is not available on this machine; use {cpu_hint}")
     elif chosen.type not in ("cpu", "cuda", "mps"):
         raise SrganError(f"device {device}: unsupported device type; use cpu, cuda, cuda:N or mps")
     return chosen

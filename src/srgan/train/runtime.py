@@ -1,7 +1,7 @@
 """Where and how training runs: process rank, device, precision, seeds and RNG state.
 
-Rank-awareness lives here and only here: everything that writes files or prints asks
-`is_main_process()`, so multi-GPU training (torchrun + DDP) can be added without touching the loop.
+Everything that writes files or prints asks `is_main_process()`, so under torchrun (see
+`distributed`) only rank 0 does.
 """
 
 from __future__ import annotations
@@ -23,28 +23,14 @@ def is_main_process() -> bool:
     return True
 
 
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return backend is not None and backend.is_available()
-
-
 def select_device(name: str) -> torch.device:
     """`auto` picks cuda, then mps, then cpu; an explicit device must exist on this machine."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+    from srgan.inference import select_device as select_available_device
+
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SrganError(f"config key 'train.device': {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SrganError("config key 'train.device': CUDA is not available on this machine; use auto or cpu")
-    if device.type == "mps" and not _mps_available():
-        raise SrganError("config key 'train.device': MPS is not available on this machine; use auto or cpu")
-    return device
+        return select_available_device(name, cpu_hint="train.device: cpu")
+    except SrganError as error:
+        raise SrganError(f"config key 'train.device': {error}") from None
 
 
 @dataclass(frozen=True)
