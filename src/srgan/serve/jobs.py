@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,6 @@ class Job:
     input_size: tuple[int, int]
     payload: Any
     folder: Path
-    created_at: float = field(default_factory=time.time)
     status: JobStatus = JobStatus.QUEUED
     progress: float = 0.0
     output_size: tuple[int, int] | None = None
