@@ -107,13 +107,16 @@ def read_generator(path: str | os.PathLike, *, ema: bool = True) -> tuple[dict[s
 
     path = Path(path)
     if path.suffix == CHECKPOINT_SUFFIX:
-        state = load_checkpoint(path)
-        params = state["params_ema"] if ema and state.get("params_ema") else state["params"]
-        arch, kwargs, scale = generator_structure(state["config"])
-        return params, arch, kwargs, scale, provenance(state, used_ema=params is state.get("params_ema"))
+        return _checkpoint_generator(load_checkpoint(path), ema=ema)
     state_dict, metadata = read_model_file(path)
     arch, kwargs, scale = model_structure(metadata, path=path)
     return state_dict, arch, kwargs, scale, metadata
+
+
+def _checkpoint_generator(state: dict[str, Any], *, ema: bool) -> tuple[dict[str, torch.Tensor], str, dict, int, dict]:
+    params = state["params_ema"] if ema and state.get("params_ema") else state["params"]
+    arch, kwargs, scale = generator_structure(state["config"])
+    return params, arch, kwargs, scale, provenance(state, used_ema=params is state.get("params_ema"))
 
 
 def provenance(state: dict[str, Any], *, used_ema: bool) -> dict[str, str]:
@@ -135,7 +138,7 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, *, e
     state = load_checkpoint(checkpoint)
     if ema and not state.get("params_ema"):
         logger.warning("%s has no EMA weights (train.ema_decay was 0); exporting the raw generator", checkpoint)
-    params, arch, kwargs, scale, metadata = read_generator(checkpoint, ema=ema)
+    params, arch, kwargs, scale, metadata = _checkpoint_generator(state, ema=ema)
     save_model(out, params, arch=arch, kwargs=kwargs, scale=scale, metadata=metadata,
                dtype=torch.float16 if fp16 else None)
     return Path(out)
