@@ -6,6 +6,7 @@
 - `checkpoint`: the training-state file, `export_generator`, `interpolate_generators`.
 - `monitor`: progress bar, metrics.jsonl, TensorBoard, plots, sample grids.
 - `runtime`: process rank, device, precision, seeds and RNG state.
+- `distributed`: data-parallel training under torchrun, one process per GPU.
 
 Nothing is imported here, so `import srgan.train` stays light.
 """
