@@ -79,7 +79,7 @@ class PatchDataset(Dataset):
     @property
     def names(self) -> list[str]:
         """Names of the images in use (unreadable ones left out), in item order."""
-        return [image.pair.name for image in self.store.images]
+        return self.store.names
 
     def __len__(self) -> int:
         return len(self.store) * self.patches_per_image

@@ -144,6 +144,11 @@ class ImageStore:
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def names(self) -> list[str]:
+        """Names of the images in use (unreadable ones left out), in order."""
+        return [image.pair.name for image in self.images]
+
     def require_min_size(self, hr_patch: int) -> None:
         """An error naming the first image too small to give an `hr_patch` square patch."""
         for image in self.images:

@@ -40,7 +40,7 @@ class ImageFolderPairs(Dataset):
 
     @property
     def names(self) -> list[str]:
-        return [image.pair.name for image in self.store.images]
+        return self.store.names
 
     def __len__(self) -> int:
         return len(self.store)
