@@ -35,10 +35,16 @@ class ExponentialMovingAverage(nn.Module):
         self.decay = decay
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
 
+    def decay_at(self, iteration: int) -> float:
+        """The decay, warmed up as (1 + i) / (10 + i): a fixed 0.999 from the first step would keep the
+        average mostly at the initial weights for thousands of iterations (0.999**500 = 0.61)."""
+        return min(self.decay, (1 + iteration) / (10 + iteration))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, iteration: int) -> None:
+        weight = 1.0 - self.decay_at(iteration)
         for averaged, current in zip(self.module.parameters(), model.parameters()):
-            averaged.lerp_(current.detach(), 1.0 - self.decay)
+            averaged.lerp_(current.detach(), weight)
         # running statistics (BatchNorm) are copied, not averaged
         for averaged, current in zip(self.module.buffers(), model.buffers()):
             averaged.copy_(current)
@@ -136,7 +142,7 @@ class SRModule(nn.Module):
             logs = self._discriminator_step(hr, fake, runner, optimizers["discriminator"])
             logs |= self._generator_step(lr, hr, runner, optimizers["generator"], fake=fake)
         if self.ema is not None:
-            self.ema.update(self.generator)
+            self.ema.update(self.generator, iteration)
         return logs
 
     def _warmup_step(self, lr: Tensor, hr: Tensor, runner: StepRunner, optimizer) -> dict[str, Tensor]:
