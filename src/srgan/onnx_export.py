@@ -8,13 +8,19 @@ instead of baking in the example's size (the classic failure of traced exports, 
 The model's name, architecture, scale and channel counts are stored in the file's metadata
 (`srgan.*` keys) so a runtime can drive it without srgan.
 
-Needs the `onnx` extra (onnx, plus onnxscript for torch's exporter).
+`onnxruntime_model` turns a loaded model into one whose module runs the exported file in ONNX
+Runtime (exported once, cached by weights), which `srgan.inference.Upscaler` drives unchanged;
+docs/PERFORMANCE.md has the CPU measurements behind it.
+
+Needs the `onnx` extra (onnx, onnxruntime, plus onnxscript for torch's exporter).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import hashlib
 import logging
 import os
 import warnings
@@ -22,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from srgan.errors import SrganError
 from srgan.fileutil import atomic_write
@@ -94,6 +101,58 @@ def export_onnx(
         # one file: the weights go inside the protobuf instead of a side-car .data file
         program.save(temp_path, external_data=False)
     return target
+
+
+class OnnxRuntimeModule(nn.Module):
+    """An exported `.onnx` file run by ONNX Runtime's CPU provider, called like the module it replaces.
+
+    (N, C, H, W) float CPU tensor in, float32 CPU tensor out. It has no parameters, so `.to()` and
+    `.eval()` are no-ops and `Upscaler` treats it as any CPU module. `threads`: ONNX Runtime's
+    intra-op threads (default: torch's current thread count, so one setting governs both).
+    """
+
+    def __init__(self, onnx_path: str | os.PathLike, *, threads: int | None = None):
+        super().__init__()
+        try:
+            import onnxruntime
+        except ImportError:
+            raise SrganError(f"ONNX Runtime is not installed; run: {INSTALL_HINT}") from None
+        settings = onnxruntime.SessionOptions()
+        settings.intra_op_num_threads = threads or torch.get_num_threads()
+        settings.inter_op_num_threads = 1
+        settings.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(
+            os.fspath(onnx_path), settings, providers=["CPUExecutionProvider"]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pixels = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0])
+
+
+def onnxruntime_model(loaded_model, *, threads: int | None = None, cache_dir: str | os.PathLike | None = None):
+    """`loaded_model` with its module replaced by an `OnnxRuntimeModule` (CPU only).
+
+    The dynamic-shape export is written once under `cache_dir` (default: `<srgan cache>/onnx`), named
+    by a digest of the weights and the exporter version, and reused afterwards: exporting a 23-block
+    RRDBNet takes minutes, loading the file a second.
+    """
+    from srgan.weights import cache_dir as srgan_cache_dir
+
+    folder = Path(cache_dir) if cache_dir is not None else srgan_cache_dir() / "onnx"
+    onnx_path = folder / f"{loaded_model.name}-{_weights_digest(loaded_model)}.onnx"
+    if not onnx_path.is_file():
+        export_onnx(loaded_model, onnx_path)
+    return dataclasses.replace(loaded_model, module=OnnxRuntimeModule(onnx_path, threads=threads))
+
+
+def _weights_digest(loaded_model) -> str:
+    """16 hex digits identifying the module's weights, its architecture and the exporter."""
+    digest = hashlib.sha256(f"{loaded_model.arch} {torch.__version__} opset {DEFAULT_OPSET}".encode())
+    for key, tensor in sorted(loaded_model.module.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _metadata(loaded_model) -> dict[str, str]:
