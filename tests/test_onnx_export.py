@@ -151,3 +151,10 @@ def test_unreachable_opset_is_refused_not_silently_raised(tmp_path):
     with pytest.raises(SrganError, match="opset 17.*opset 18"):
         export_onnx(loaded, tmp_path / "old.onnx", opset=17)
     assert not any(tmp_path.iterdir())
+
+
+def test_unwritable_target_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder is expected")
+    with pytest.raises(SrganError, match="cannot write the ONNX file"):
+        export_onnx(tiny_loaded_model("srvgg_compact_x4"), blocker / "model.onnx")

@@ -36,7 +36,8 @@ from srgan.fileutil import atomic_write
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 # The lowest opset torch's exporter writes natively; lower ones go through a converter that has no
-# down-adapter for some ops (Pad 18 -> 17, used by RRDBNet x2/x1) and would then keep 18 silently.
+# down-adapter for some ops (Pad 18 -> 17, used by RRDBNet x2/x1) and then keeps 18 silently, which
+# export_onnx turns into an error.
 DEFAULT_OPSET = 18
 # Example input for tracing. Sides above 1 and unequal, batch 2: torch.export specialises any axis
 # whose example size is 0 or 1, and equal sides could be assumed equal. Multiples of 4 suit every
@@ -66,6 +67,10 @@ def export_onnx(
         raise SrganError(f"{target}: is a folder; give the .onnx file to write, e.g. {target / 'model.onnx'}")
     if loaded_model.arch == "bicubic":
         raise SrganError("bicubic: has no network to export; export a trained model instead")
+    try:  # before the export, which takes minutes for a large model
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _unwritable(target, error) from None
     height, width = input_size
     if height < 2 or width < 2:
         raise SrganError(f"input size {height}x{width}: each side must be at least 2 pixels")
@@ -97,9 +102,12 @@ def export_onnx(
             f"{written_opset}); export with opset {written_opset} or newer"
         )
     program.model.metadata_props.update(_metadata(loaded_model))
-    with atomic_write(target) as temp_path:
-        # one file: the weights go inside the protobuf instead of a side-car .data file
-        program.save(temp_path, external_data=False)
+    try:
+        with atomic_write(target) as temp_path:
+            # one file: the weights go inside the protobuf instead of a side-car .data file
+            program.save(temp_path, external_data=False)
+    except OSError as error:
+        raise _unwritable(target, error) from None
     return target
 
 
@@ -153,6 +161,10 @@ def _weights_digest(loaded_model) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _unwritable(target: Path, error: OSError) -> SrganError:
+    return SrganError(f"{target}: cannot write the ONNX file ({error.strerror}); choose a writable location")
 
 
 def _metadata(loaded_model) -> dict[str, str]:
