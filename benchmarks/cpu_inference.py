@@ -6,7 +6,7 @@ One run compares, at a fixed thread count (default 2), for each model and input 
   engine         srgan.inference.Upscaler on CPU with its defaults (what `srgan upscale` runs)
   channels_last  module and input in channels_last (NHWC) memory format
   jit_freeze     torch.jit.trace + freeze + optimize_for_inference (oneDNN weight prepacking, fusions)
-  compile        torch.compile (Inductor, weights frozen as constants); slow to build, so opt-in
+  compile        torch.compile (Inductor, default options); minutes to build, so opt-in
   nnpack         every 3x3 conv through NNPACK's Winograd kernels (the algorithm ncnn uses for 3x3)
   onnxruntime    srgan.onnx_export.onnxruntime_model: the exported file run by ONNX Runtime (CPU)
   engine_onnxruntime  the engine driving that ONNX Runtime model (opt-in)
@@ -132,10 +132,8 @@ def build_jit_freeze(loaded, example: torch.Tensor, options) -> Runner:
 
 
 def build_compile(loaded, example: torch.Tensor, options) -> Runner:
-    import torch._inductor.config as inductor_config
-
-    # weights become constants, so Inductor can prepack them for oneDNN and fold what it can
-    inductor_config.freezing = True
+    # Inductor's `freezing` option is left off: with it, RRDBNet with the RealESRGAN_x4plus weights
+    # came out wrong (max diff 9.4 from eager, torch 2.13.0; see docs/PERFORMANCE.md)
     compiled = torch.compile(private_copy(loaded).module, dynamic=False)
     with torch.inference_mode():
         compiled(example)  # compile now, so the build time counts as setup
