@@ -313,6 +313,10 @@ def add_ratios(rows: list[dict]) -> None:
                     row[f"speedup_vs_{base}"] = medians[base] / row["median_s"]
 
 
+def format_ratio(row: dict, key: str) -> str:
+    return f"{row[key]:.2f}x" if key in row else "—"
+
+
 def markdown_table(rows: list[dict]) -> str:
     header = (
         "| model | input | path | median s | min s | CPU s | output MP/s | vs eager | vs ncnn | max diff | setup s |\n"
@@ -322,17 +326,14 @@ def markdown_table(rows: list[dict]) -> str:
     for row in rows:
         size = f"{row['size']}x{row['size']}"
         if "skipped" in row:
-            lines.append(f"| {row['model']} | {size} | {row['path']} | — | — | — | — | — | — | — | skipped: {row['skipped']} |")
+            lines.append(
+                f"| {row['model']} | {size} | {row['path']} | — | — | — | — | — | — | — | skipped: {row['skipped']} |"
+            )
             continue
-
-        def ratio(key):
-            return f"{row[key]:.2f}x" if key in row else "—"
-
-        diff = "—" if row.get("max_diff") is None else f"{row['max_diff']:.1e}"
         lines.append(
             f"| {row['model']} | {size} | {row['path']} | {row['median_s']:.2f} | {row['min_s']:.2f} | {row['cpu_s']:.2f} | "
-            f"{row['megapixels_per_s']:.3f} | {ratio('speedup_vs_eager')} | {ratio('speedup_vs_ncnn')} | "
-            f"{diff} | {row['setup_s']:.1f} |"
+            f"{row['megapixels_per_s']:.3f} | {format_ratio(row, 'speedup_vs_eager')} | "
+            f"{format_ratio(row, 'speedup_vs_ncnn')} | {row['max_diff']:.1e} | {row['setup_s']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -374,8 +375,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="threads for torch, ONNX Runtime and ncnn")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per path (at least 1)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds")
-    parser.add_argument("--cache-dir", default=Path(tempfile.gettempdir()) / "srgan-bench", type=Path,
-                        help="where exported ONNX files are kept between runs")
+    parser.add_argument(
+        "--cache-dir",
+        default=Path(tempfile.gettempdir()) / "srgan-bench",
+        type=Path,
+        help="where exported ONNX files are kept between runs",
+    )
     parser.add_argument("--json", type=Path, help="also write all results (every timing) to this file")
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.repeats < 1 or args.threads < 1:
@@ -390,8 +395,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(options.threads)
     options.cache_dir.mkdir(parents=True, exist_ok=True)
     env = environment(options.threads)
-    print(f"{env['cpu']}, {env['logical_cpus']} logical CPUs, {options.threads} threads; {env['versions']}",
-          file=sys.stderr)
+    print(
+        f"{env['cpu']}, {env['logical_cpus']} logical CPUs, {options.threads} threads; {env['versions']}",
+        file=sys.stderr,
+    )
     results = []
     for key in options.models:
         loaded = load_benchmark_model(key)
@@ -401,9 +408,11 @@ def main(argv=None) -> int:
             results.extend(rows)
     print(markdown_table(results))
     loads = [load for row in results for load in row.get("load_average", [])]
-    print(f"\n{env['date_utc']} UTC, {env['cpu']}, {options.threads} threads, "
-          f"OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}; "
-          f"1-minute load average while timing: {min(loads):.1f} to {max(loads):.1f}")
+    print(
+        f"\n{env['date_utc']} UTC, {env['cpu']}, {options.threads} threads, "
+        f"OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}; "
+        f"1-minute load average while timing: {min(loads):.1f} to {max(loads):.1f}"
+    )
     if options.json:
         from srgan.fileutil import atomic_write_bytes
 

@@ -15,10 +15,10 @@ pytest.importorskip("onnx", reason="ONNX export tests need onnx (pip install onn
 pytest.importorskip("onnxscript", reason="torch's ONNX exporter needs onnxscript (pip install onnxscript)")
 ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need onnxruntime (pip install onnxruntime)")
 
-from srgan.archs.registry import get_spec  # noqa: E402
-from srgan.errors import SrganError  # noqa: E402
-from srgan.models import LoadedModel  # noqa: E402
-from srgan.onnx_export import OnnxRuntimeModule, export_onnx, onnxruntime_model  # noqa: E402
+from srgan.archs.registry import get_spec
+from srgan.errors import SrganError
+from srgan.models import LoadedModel
+from srgan.onnx_export import OnnxRuntimeModule, export_onnx, onnxruntime_model
 
 TINY_MODELS = {
     # no RRDB blocks: keeps the export fast while leaving both nearest x2 upsampling steps in place

@@ -129,9 +129,7 @@ class OnnxRuntimeModule(nn.Module):
         settings.intra_op_num_threads = threads or torch.get_num_threads()
         settings.inter_op_num_threads = 1
         settings.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(
-            os.fspath(onnx_path), settings, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnxruntime.InferenceSession(os.fspath(onnx_path), settings, providers=["CPUExecutionProvider"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pixels = x.detach().to("cpu", torch.float32).contiguous().numpy()
