@@ -23,6 +23,11 @@ def test_atomic_write_gives_outputs_the_usual_permissions(tmp_path):
     mask = os.umask(0o022)
     try:
         atomic_write_bytes(tmp_path / "image.png", b"data")
+        with atomic_write(tmp_path / "model.bin") as temp_path:
+            # a writer that replaces the file with an owner-only one, as safetensors does
+            temp_path.unlink()
+            temp_path.touch(mode=0o600)
     finally:
         os.umask(mask)
     assert (tmp_path / "image.png").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "model.bin").stat().st_mode & 0o777 == 0o644

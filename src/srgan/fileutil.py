@@ -27,10 +27,11 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(handle)
     temp_path = Path(temp_name)
-    # mkstemp creates the file owner-only (0600); give the output the usual permissions instead.
-    os.chmod(temp_path, 0o666 & ~_current_umask())
     try:
         yield temp_path
+        # mkstemp (and some writers that replace the file, such as safetensors) leave it owner-only
+        # (0600); give the output the usual permissions instead.
+        os.chmod(temp_path, 0o666 & ~_current_umask())
         with open(temp_path, "rb+") as written:
             os.fsync(written.fileno())
         os.replace(temp_path, target)
