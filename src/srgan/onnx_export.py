@@ -44,7 +44,7 @@ DEFAULT_OPSET = 18
 # pixel-unshuffle factor (RRDBNet x2/x1).
 EXAMPLE_BATCH = 2
 DEFAULT_EXAMPLE_SIZE = (32, 48)
-INSTALL_HINT = 'pip install "srgan[onnx]" onnxscript'
+INSTALL_HINT = 'pip install "srgan[onnx]"'
 
 
 def export_onnx(
@@ -109,6 +109,27 @@ def export_onnx(
     except OSError as error:
         raise _unwritable(target, error) from None
     return target
+
+
+def export_model_onnx(
+    source: str | os.PathLike, path: str | os.PathLike, *, ema: bool = True, opset: int = DEFAULT_OPSET
+) -> Path:
+    """Export a training checkpoint (`.ckpt`), a model file or a named model as a dynamic-shape ONNX file.
+
+    For checkpoints `ema` picks the EMA weights when the run kept them; the generator goes through a
+    temporary srgan model file so it is loaded exactly as `srgan.models.load_model` loads any other.
+    """
+    import tempfile
+
+    from srgan.models import load_model
+    from srgan.train.checkpoint import CHECKPOINT_SUFFIX, export_generator
+
+    _require_exporter()  # before reading a large checkpoint
+    if Path(source).suffix != CHECKPOINT_SUFFIX:
+        return export_onnx(load_model(source), path, opset=opset)
+    with tempfile.TemporaryDirectory(prefix="srgan-onnx-") as folder:
+        model_file = export_generator(source, Path(folder) / f"{Path(source).stem}.safetensors", ema=ema)
+        return export_onnx(load_model(model_file), path, opset=opset)
 
 
 class OnnxRuntimeModule(nn.Module):

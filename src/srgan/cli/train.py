@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+EXPORT_FORMATS = ("safetensors", "onnx")
+
 
 def register(subparsers) -> None:
     train = subparsers.add_parser(
@@ -30,12 +32,18 @@ def register(subparsers) -> None:
     plot.add_argument("run_dir", metavar="RUN_DIR")
     plot.set_defaults(handler=run_plot)
 
-    export = subparsers.add_parser("export", help="write the generator of a training checkpoint as a model file")
-    export.add_argument("checkpoint", metavar="CKPT", help="a .ckpt file from RUN_DIR/checkpoints/")
-    export.add_argument("-o", "--output", required=True, metavar="OUT.safetensors")
+    export = subparsers.add_parser(
+        "export",
+        help="write the generator of a training checkpoint as a model file, or any model as ONNX",
+    )
+    export.add_argument("source", metavar="SOURCE",
+                        help="a .ckpt file from RUN_DIR/checkpoints/; for ONNX also a model file or a model name")
+    export.add_argument("-o", "--output", required=True, metavar="OUT.safetensors|OUT.onnx")
+    export.add_argument("--format", choices=EXPORT_FORMATS,
+                        help="output format (default: onnx when OUT ends in .onnx, else safetensors)")
     export.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
                         help="export the EMA weights when the run kept them (default: yes)")
-    export.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    export.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size; safetensors only)")
     export.set_defaults(handler=run_export)
 
     interpolate = subparsers.add_parser(
@@ -70,9 +78,19 @@ def run_plot(args) -> int:
 
 
 def run_export(args) -> int:
-    from srgan.train.checkpoint import export_generator
+    from srgan.errors import SrganError
 
-    print(export_generator(args.checkpoint, args.output, ema=args.ema, fp16=args.fp16))
+    export_format = args.format or ("onnx" if args.output.lower().endswith(".onnx") else "safetensors")
+    if export_format == "onnx":
+        from srgan.onnx_export import export_model_onnx
+
+        if args.fp16:
+            raise SrganError("--fp16 applies to safetensors exports; ONNX files are written in float32")
+        print(export_model_onnx(args.source, args.output, ema=args.ema))
+    else:
+        from srgan.train.checkpoint import export_generator
+
+        print(export_generator(args.source, args.output, ema=args.ema, fp16=args.fp16))
     return 0
 
 
