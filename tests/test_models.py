@@ -112,7 +112,6 @@ def test_any_embedded_safetensors_is_a_named_model(tmp_path, monkeypatch):
 def test_catalogue_lists_every_pretrained_model_with_licence(no_embedded):
     catalogue = list_pretrained()
     assert set(PRETRAINED) <= set(catalogue)
-    assert DEFAULT_MODEL in catalogue
     assert all(catalogue[name].license and catalogue[name].kind == "pretrained" for name in PRETRAINED)
 
 
@@ -158,7 +157,12 @@ def test_damaged_cache_is_converted_again(cache, no_embedded):
     assert read_metadata(cached)["arch"] == "srvgg_compact"
 
 
-def test_models_command_lists_architectures_and_named_weights(capsys, no_embedded):
+def test_default_model_is_embedded_in_the_package():
+    catalogue = list_pretrained()
+    assert catalogue[DEFAULT_MODEL].kind == "embedded" and catalogue[DEFAULT_MODEL].available
+
+
+def test_models_command_lists_architectures_and_named_weights(capsys):
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
     assert "rrdbnet_x4" in listing and "16.70M params" in listing
