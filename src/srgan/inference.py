@@ -43,6 +43,9 @@ PROBE_SIDE = 64
 # Below this upscaled alpha, colour is invisible and dividing by alpha would only amplify noise.
 ALPHA_FLOOR = 1.0 / 512
 
+# Who runs the network on a CPU: "auto" takes ncnn for models converted from ncnn files when the
+# ncnn package is installed (faster there, same output within float32 rounding), else PyTorch.
+RUNTIMES = ("auto", "torch", "ncnn")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 ProgressCallback = Callable[[int, int], None]
@@ -137,6 +140,10 @@ class Upscaler:
     the tile is halved and the image retried; the smaller tile is kept for later images.
     `tile_overlap`: context pixels on each inner tile side (default `DEFAULT_TILE_OVERLAP`).
     `batch_tiles`: tiles sent to the device together. The model's module is moved to `device`.
+    `runtime`: "auto" runs a model that came from ncnn files (`LoadedModel.ncnn_files`) in ncnn's
+    CPU runtime (fp32) when on CPU with `ncnn` installed, anything else in PyTorch; "torch" always
+    uses PyTorch; "ncnn" insists on ncnn (SrganError saying why when it cannot). `self.runtime`
+    records the choice.
     """
 
     def __init__(
@@ -148,7 +155,10 @@ class Upscaler:
         tile: int | None = None,
         tile_overlap: int | None = None,
         batch_tiles: int = 1,
+        runtime: str = "auto",
     ):
+        if runtime not in RUNTIMES:
+            raise SrganError(f"runtime {runtime!r}: must be one of {', '.join(RUNTIMES)}")
         if tile is not None and tile < 0:
             raise SrganError(f"tile {tile}: must be 0 (no tiling) or a positive number of pixels")
         if tile_overlap is not None and tile_overlap < 0:
@@ -161,14 +171,43 @@ class Upscaler:
         self.tile = tile
         self.tile_overlap = DEFAULT_TILE_OVERLAP if tile_overlap is None else tile_overlap
         self.batch_tiles = batch_tiles
-        # channels_last is measurably faster for these convolutions on CPU (SRResNet x4: ~1.4 s vs ~2.3 s)
-        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self.module = model.module.to(self.device, memory_format=self.memory_format).eval()
+        self.runtime = self._select_runtime(runtime)
+        if self.runtime == "ncnn":
+            from srgan.ncnn_runtime import NcnnModule
+
+            self.memory_format = torch.contiguous_format  # ncnn reads plain NCHW arrays
+            self.module = NcnnModule(*model.ncnn_files)
+        else:
+            # channels_last is measurably faster for these convolutions on CPU (SRResNet x4: ~1.4 s vs ~2.3 s)
+            self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+            self.module = model.module.to(self.device, memory_format=self.memory_format).eval()
         self.fp32_fallbacks = 0  # tiles rerun in fp32 after a non-finite half-precision result
 
     @property
     def scale(self) -> int:
         return self.model.scale
+
+    def _select_runtime(self, requested: str) -> str:
+        if requested == "torch":
+            return "torch"
+        obstacle = self._ncnn_obstacle()
+        if obstacle is None:
+            return "ncnn"
+        if requested == "ncnn":
+            raise SrganError(f"runtime ncnn: {obstacle}; use runtime auto or torch")
+        return "torch"
+
+    def _ncnn_obstacle(self) -> str | None:
+        """Why the ncnn runtime cannot run this model here, or None when it can."""
+        from srgan.ncnn_runtime import INSTALL_HINT, ncnn_available
+
+        if self.model.ncnn_files is None:
+            return f"{self.model.name} was not loaded from ncnn files"
+        if self.device.type != "cpu":
+            return f"it runs on the CPU only, not on {self.device}"
+        if not ncnn_available():
+            return f"the ncnn package is not installed ({INSTALL_HINT})"
+        return None
 
     def upscale_tensor(self, x: torch.Tensor, progress: ProgressCallback | None = None) -> torch.Tensor:
         """(N, C, H, W) float in [0, 1] on the CPU -> (N, C_out, H*scale, W*scale) on the CPU, clamped.

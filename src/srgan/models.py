@@ -40,6 +40,9 @@ class LoadedModel:
     out_channels: int
     fp16_safe: bool
     metadata: dict[str, str] = field(default_factory=dict)
+    # The ncnn .param and .bin the weights were converted from, if any: `Upscaler` runs them in ncnn
+    # on CPU (faster there, same output); `module` stays the PyTorch network for everything else.
+    ncnn_files: tuple[Path, Path] | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,8 @@ def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, dev
     path = Path(text).expanduser()
     if path.is_file():
         loaded = _load_file(path, name=path.stem)
+        if path.suffix.lower() == ".param":
+            loaded.ncnn_files = (path, path.with_suffix(".bin"))
     elif text.lower() == BICUBIC:
         from srgan.resize import BicubicUpsampler
 
@@ -196,6 +201,7 @@ def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, dev
         loaded = _load_file(embedded, name=text)
     elif text in PRETRAINED:
         loaded = _load_file(_converted_pretrained(text), name=text)
+        loaded.ncnn_files = _pretrained_ncnn_files(text)
     else:
         raise SrganError(_unknown_name_message(text, path))
     if scale is not None and int(scale) != loaded.scale:
@@ -270,12 +276,9 @@ def _cache_matches(cached: Path, converted_from: str) -> bool:
         return False
 
 
-def _converted_pretrained(name: str) -> Path:
-    """The cached safetensors conversion of pretrained model `name`, converting it on first use."""
+def _pretrained_ncnn_files(name: str) -> tuple[Path, Path]:
+    """The .param and .bin of pretrained model `name` inside its installed package."""
     from importlib import import_module
-    from importlib.metadata import version
-
-    from srgan.weights import cache_dir, convert_ncnn, save_model
 
     entry = PRETRAINED[name]
     try:
@@ -284,15 +287,24 @@ def _converted_pretrained(name: str) -> Path:
         raise SrganError(
             f"{name}: the pretrained model files are not installed; run: {PRETRAINED_INSTALL_HINT}"
         ) from None
+    models_dir = Path(package.__file__).parent / "models"
+    return models_dir / f"{entry.ncnn_stem}.param", models_dir / f"{entry.ncnn_stem}.bin"
+
+
+def _converted_pretrained(name: str) -> Path:
+    """The cached safetensors conversion of pretrained model `name`, converting it on first use."""
+    from importlib.metadata import version
+
+    from srgan.weights import cache_dir, convert_ncnn, save_model
+
+    entry = PRETRAINED[name]
+    param_path, bin_path = _pretrained_ncnn_files(name)
     converted_from = f"{entry.distribution} {version(entry.distribution)} models/{entry.ncnn_stem}.param"
     cached = cache_dir() / "pretrained" / f"{name}.safetensors"
     # A cache written from another package version (or damaged) is simply converted again.
     if _cache_matches(cached, converted_from):
         return cached
-    models_dir = Path(package.__file__).parent / "models"
-    arch, kwargs, state_dict = convert_ncnn(
-        models_dir / f"{entry.ncnn_stem}.param", models_dir / f"{entry.ncnn_stem}.bin"
-    )
+    arch, kwargs, state_dict = convert_ncnn(param_path, bin_path)
     provenance = {
         "description": entry.description,
         "source": entry.source,

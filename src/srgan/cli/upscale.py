@@ -58,6 +58,14 @@ def register(subparsers) -> None:
         help="auto: fp16 on CUDA for fp16-safe models, fp32 elsewhere (default: %(default)s)",
     )
     parser.add_argument(
+        "--runtime",
+        choices=("auto", "torch", "ncnn"),
+        default="auto",
+        help="who runs the network: auto uses ncnn on CPU for the pretrained models (converted from ncnn "
+        "files; faster there, same output) when the ncnn package is installed, PyTorch otherwise; "
+        "torch always uses PyTorch (default: %(default)s)",
+    )
+    parser.add_argument(
         "--tile", type=int, metavar="PIXELS", help="tile side in input pixels (default: automatic; 0: no tiling)"
     )
     parser.add_argument(
@@ -103,6 +111,7 @@ def upscale_command(args: argparse.Namespace) -> int:
             tile=args.tile,
             tile_overlap=args.tile_overlap,
             batch_tiles=args.batch_tiles,
+            runtime=args.runtime,
         )
         written, skipped, failed = _run_jobs(jobs, upscaler, args, max_pixels)
     failed += len(failures)
