@@ -3,7 +3,9 @@
 One run compares, at a fixed thread count (default 2), for each model and input size:
 
   eager          the module called as is: fp32, NCHW, inference_mode
-  engine         srgan.inference.Upscaler on CPU with its defaults (what `srgan upscale` runs)
+  engine         srgan.inference.Upscaler on CPU with its defaults (what `srgan upscale` runs): for
+                 RRDBNet, converted from ncnn files, that is the ncnn runtime (fp32) when ncnn is installed
+  engine_torch   the engine with runtime="torch" (PyTorch, channels_last)
   channels_last  module and input in channels_last (NHWC) memory format
   jit_freeze     torch.jit.trace + freeze + optimize_for_inference (oneDNN weight prepacking, fusions)
   compile        torch.compile (Inductor, default options); minutes to build, so opt-in
@@ -49,7 +51,7 @@ from torch import nn
 from srgan.errors import SrganError
 
 DEFAULT_PATHS = ("eager", "engine", "channels_last", "jit_freeze", "nnpack", "onnxruntime", "ncnn")
-ALL_PATHS = (*DEFAULT_PATHS, "engine_onnxruntime", "compile")
+ALL_PATHS = (*DEFAULT_PATHS, "engine_torch", "engine_onnxruntime", "compile")
 MODELS = {"srresnet": "srresnet_x4", "rrdbnet": "realesrgan-x4plus"}
 NCNN_MODEL_STEM = "REALESRGAN_X4PLUS_UP4X"  # the ncnn files realesrgan-x4plus is converted from
 
@@ -202,6 +204,12 @@ def build_onnxruntime(loaded, example: torch.Tensor, options) -> Runner:
     return onnxruntime_loaded(loaded, options).module
 
 
+def build_engine_torch(loaded, example: torch.Tensor, options) -> Runner:
+    from srgan.inference import Upscaler
+
+    return Upscaler(private_copy(loaded), device="cpu", runtime="torch").upscale_tensor
+
+
 def build_engine_onnxruntime(loaded, example: torch.Tensor, options) -> Runner:
     from srgan.inference import Upscaler
 
@@ -237,6 +245,7 @@ def build_ncnn(loaded, example: torch.Tensor, options) -> Runner:
 BUILDERS: dict[str, Callable[..., Runner]] = {
     "eager": build_eager,
     "engine": build_engine,
+    "engine_torch": build_engine_torch,
     "channels_last": build_channels_last,
     "jit_freeze": build_jit_freeze,
     "compile": build_compile,
