@@ -60,6 +60,19 @@ def test_bad_value_type_is_an_error(tmp_path, minimal):
         load_config(path, ["losses.pixel.kind=l3"])
 
 
+def test_bare_on_off_is_read_as_the_word_not_a_boolean(tmp_path, minimal):
+    # YAML 1.1 turns a bare `off` into False; log.tensorboard/progress take the words on/off
+    minimal["log"] = {"tensorboard": "off"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(minimal).replace("'off'", "off"), encoding="utf-8")
+    assert "tensorboard: off" in path.read_text(encoding="utf-8")
+    config = load_config(path, ["log.progress=on"])
+    assert config.log.tensorboard == "off"
+    assert config.log.progress == "on"
+    with pytest.raises(SrganError, match=r"'losses\.pixel\.kind': False is not allowed"):
+        load_config(path, ["losses.pixel.kind=off"])
+
+
 def test_overrides_parse_yaml_scalars_including_bare_exponents(tmp_path, minimal):
     config = load_config(
         write_config(tmp_path / "c.yaml", minimal),

@@ -233,6 +233,9 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
             return _convert(value, candidates[0], where)
         raise TypeError(f"unsupported config annotation {annotation} at {where}")
     if origin is Literal:
+        if isinstance(value, bool) and {"on", "off"} <= set(args):
+            # YAML 1.1 reads a bare on/off as a boolean; take it back as the word the user wrote
+            value = "on" if value else "off"
         if value not in args:
             hint = _suggest(str(value), [str(choice) for choice in args]).replace("valid keys", "choices")
             raise SrganError(f"config key '{where}': {value!r} is not allowed; {hint}")
