@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_name  # benchmarks/machine.py, beside this script
 from torch import nn
 
 from srgan.errors import SrganError
@@ -356,7 +357,7 @@ def environment(threads: int) -> dict:
             versions[package] = None
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "cpu": cpu_model_name(),
+        "cpu": cpu_name(),
         "logical_cpus": os.cpu_count(),
         "threads": threads,
         # OpenMP threads (torch, ncnn) that spin while waiting lose badly on a busy machine; see PERFORMANCE.md
@@ -364,16 +365,6 @@ def environment(threads: int) -> dict:
         "versions": versions,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-
-
-def cpu_model_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def parse_args(argv=None) -> argparse.Namespace:

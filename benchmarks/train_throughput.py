@@ -27,12 +27,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_name  # benchmarks/machine.py, beside this script
 from torch import nn
 
 from srgan.fileutil import atomic_write
@@ -163,15 +163,6 @@ def trainer_loop(arch: str, hr_patch: int, options, run_dir: Path) -> tuple[floa
     seconds = time_steps(step, options.warmup, options.iterations, trainer.device)
     trainer._read_back_losses()  # what the trainer does at a log step; also checks the losses are finite
     return seconds, flops
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
 
 
 def environment(device: torch.device, peak: float, peak_kind: str) -> dict:
