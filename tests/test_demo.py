@@ -26,3 +26,21 @@ def test_demo_writes_the_comparison_figure(tmp_path, capsys):
     assert str(figure.resolve()) in capsys.readouterr().out
     with Image.open(figure) as image:
         assert image.width > 3 * image.height  # LR / bicubic / model / HR side by side
+
+
+def test_shipped_models_score_on_set5_what_the_results_table_says(shared_dir):
+    # docs/models/results.md (and the README table) come from benchmarks/model_quality.py; re-scoring
+    # the embedded weights must give the same Set5 numbers, so the cards cannot drift from the files.
+    results = (Path(__file__).resolve().parents[1] / "docs" / "models" / "results.md").read_text(encoding="utf-8")
+    published = {}
+    for line in results.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and " / " in cells[1]:
+            psnr, ssim = cells[1].split(" / ")
+            published[cells[0]] = (float(psnr), float(ssim))
+    shipped = [name for name in published if name != "bicubic"]
+    assert DEFAULT_MODEL in shipped
+    report = evaluate_models(shipped, [shared_dir / "data" / "bench" / "Set5"], 4)
+    for name in ["bicubic", *shipped]:
+        score = report.mean_of("Set5", name)
+        assert (round(score.psnr, 2), round(score.ssim, 4)) == published[name], name
