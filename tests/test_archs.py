@@ -251,6 +251,20 @@ def test_srvgg_compact_learns_a_residual_over_nearest_upsampling():
     torch.testing.assert_close(model(x), F.interpolate(x, scale_factor=4, mode="nearest"))
 
 
+@pytest.mark.parametrize("activation", ["prelu", "relu", "lrelu"])
+def test_srvgg_compact_deep_stack_starts_with_a_live_residual(activation):
+    # PyTorch's default init shrinks how much the features depend on the input about 0.4x per conv +
+    # PReLU (1e-6 over 16 convs): training stalled at nearest-neighbour output. He init keeps it.
+    model = SRVGGNetCompact(num_features=16, num_convs=16, scale=4, activation=activation)
+    one, other = torch.rand(2, 3, 24, 24), torch.rand(2, 3, 24, 24)
+    with torch.no_grad():
+        first = (model.body[:2](one) - model.body[:2](other)).std()
+        last = (model.body[:-1](one) - model.body[:-1](other)).std()
+        residual = model(one) - F.interpolate(one, scale_factor=4, mode="nearest")
+    assert last > 0.05 * first
+    assert 0.005 < residual.std() < 0.5
+
+
 @pytest.mark.parametrize("activation", ["relu", "lrelu"])
 def test_srvgg_compact_activation_options_have_no_parameters(activation):
     model = SRVGGNetCompact(num_features=8, num_convs=1, scale=2, activation=activation)
