@@ -51,10 +51,10 @@ class SRVGGNetCompact(nn.Module):
         self._init_for_training(activation)
 
     def _init_for_training(self, activation: str) -> None:
-        # PyTorch's default conv init shrinks activations by about half per layer after PReLU(0.25):
-        # a 16-conv stack then starts (and stays, under Adam at 5e-4) with a residual near zero,
-        # i.e. nearest-neighbour output. He init for the activation keeps the signal's scale through
-        # the stack; the last conv starts small so the untrained model is close to nearest upscaling.
+        # With PyTorch's default conv init the part of each layer's output that depends on the input
+        # shrinks about 0.4x per conv + PReLU(0.25): after 16 convs the output no longer depends on the
+        # input and training stalled at nearest-neighbour output. He init for the activation keeps that
+        # signal through the stack; the last conv starts small so the untrained model is near nearest.
         slope = {"prelu": 0.25, "relu": 0.0, "lrelu": 0.1}[activation]
         convs = [layer for layer in self.body if isinstance(layer, nn.Conv2d)]
         for conv in convs:
