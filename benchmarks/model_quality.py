@@ -56,8 +56,8 @@ def main() -> None:
     if not args.no_figures:
         draw_card_figures(models, bench / "Set14")
     footer = (
-        f"\nMeasured {date.today().isoformat()} by `{command}` on {cpu_name()} "
-        f"({os.cpu_count()} CPUs, torch {torch.__version__}, {seconds:.0f} s for the table).\n"
+        f"\nMeasured {date.today().isoformat()} by `{command}` on {cpu_name()}, "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}; {seconds:.0f} s for the table.\n"
     )
     write_text(
         ROOT / "docs" / "models" / "results.md",
