@@ -1,5 +1,6 @@
 """The README's first command: the embedded default model against bicubic on the bundled photo."""
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -8,6 +9,8 @@ from PIL import Image
 from srgan.cli import main
 from srgan.evaluate import evaluate_models
 from srgan.models import DEFAULT_MODEL, load_model
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_default_model_is_embedded_and_beats_bicubic_on_the_bundled_photo():
@@ -18,6 +21,10 @@ def test_default_model_is_embedded_and_beats_bicubic_on_the_bundled_photo():
     ours = report.mean_of("samples", DEFAULT_MODEL).psnr
     bicubic = report.mean_of("samples", "bicubic").psnr
     assert ours > bicubic + 0.5
+    # The README quotes these two numbers next to its first command; they must be the files' own.
+    quoted = re.search(r"PSNR/SSIM for both \((\d+\.\d+) vs\s+(\d+\.\d+) dB\)", (REPO / "README.md").read_text("utf-8"))
+    assert quoted is not None, "README no longer quotes the demo's numbers"
+    assert (float(quoted[1]), float(quoted[2])) == (round(bicubic, 2), round(ours, 2))
 
 
 def test_demo_writes_the_comparison_figure(tmp_path, capsys):
@@ -31,7 +38,7 @@ def test_demo_writes_the_comparison_figure(tmp_path, capsys):
 def test_shipped_models_score_on_set5_what_the_results_table_says(shared_dir):
     # docs/models/results.md (and the README table) come from benchmarks/model_quality.py; re-scoring
     # the embedded weights must give the same Set5 numbers, so the cards cannot drift from the files.
-    results = (Path(__file__).resolve().parents[1] / "docs" / "models" / "results.md").read_text(encoding="utf-8")
+    results = (REPO / "docs" / "models" / "results.md").read_text(encoding="utf-8")
     published = {}
     for line in results.splitlines():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
