@@ -79,8 +79,13 @@ def test_scale_that_the_model_cannot_do_is_refused(tmp_path):
 
 
 def test_architecture_preset_name_points_to_create_model(no_embedded):
-    with pytest.raises(SrganError, match=r"rrdbnet_x4: this is an untrained architecture.*create_model"):
+    with pytest.raises(SrganError, match=r"rrdbnet_x4: this is an untrained architecture.*create_model.*srgan models"):
         load_model("rrdbnet_x4")
+
+
+def test_architecture_preset_name_points_to_the_shipped_trained_models():
+    with pytest.raises(SrganError, match=r"srresnet_x4: .*untrained.*ship with srgan: compact-psnr-x4, compact-srgan-x4"):
+        load_model("srresnet_x4")
 
 
 def test_unknown_name_suggests_the_nearest_valid_one(no_embedded):

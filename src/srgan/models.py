@@ -253,9 +253,12 @@ def _unknown_name_message(text: str, path: Path) -> str:
     from srgan.weights import MODEL_FILE_SUFFIXES
 
     if text in PRESETS:
+        shipped = ", ".join(_embedded_models())
+        trained = f"trained weights that ship with srgan: {shipped}; " if shipped else ""
         return (
-            f"{text}: this is an untrained architecture preset with no weights; train it (`srgan train`), "
-            f"or build it in Python with srgan.create_model({text!r}); named weights: `srgan models`"
+            f"{text}: this is an untrained architecture preset with no weights; train it (`srgan train`, "
+            f"recipes in the repository's configs/) or build it in Python with srgan.create_model({text!r}); "
+            f"{trained}`srgan models` lists every named model"
         )
     if path.suffix.lower() in MODEL_FILE_SUFFIXES or os.sep in text:
         return f"{text}: model file not found; check the path"
