@@ -1,4 +1,5 @@
-"""CPU inference throughput of SRResNet x4 and RRDBNet x4 through every execution path, against ncnn.
+"""CPU inference throughput of SRResNet x4, RRDBNet x4 and the shipped default model through every execution
+path, against ncnn.
 
 One run compares, at a fixed thread count (default 2), for each model and input size:
 
@@ -17,7 +18,8 @@ One run compares, at a fixed thread count (default 2), for each model and input 
 
 RRDBNet uses the RealESRGAN_x4plus weights (`srgan.load_model("realesrgan-x4plus")`, converted from
 the same ncnn files, so every path computes the same function); SRResNet is the untrained
-`srresnet_x4` preset (weights do not change the amount of work). Each path is built once per input
+`srresnet_x4` preset (weights do not change the amount of work); "compact" is the embedded default
+of `srgan upscale`, `compact-psnr-x4`. Each path is built once per input
 size (export / compile time is reported as "setup"), run `--warmup` times, then timed `--repeats`
 rounds; within a round the paths run one after another, in a rotating order, so a burst of load on a
 shared machine hits all of them alike. The table gives the median; "max diff" is the largest
@@ -26,6 +28,7 @@ absolute difference from the eager output (a wrong fast path shows up here, ncnn
     python benchmarks/cpu_inference.py
     python benchmarks/cpu_inference.py --sizes 96 256 --repeats 7 --json cpu.json
     python benchmarks/cpu_inference.py --models rrdbnet --paths eager engine onnxruntime ncnn
+    python benchmarks/cpu_inference.py --models compact srresnet --sizes 128 320 --paths eager engine
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from srgan.errors import SrganError
 
 DEFAULT_PATHS = ("eager", "engine", "channels_last", "jit_freeze", "nnpack", "onnxruntime", "ncnn")
 ALL_PATHS = (*DEFAULT_PATHS, "engine_torch", "engine_onnxruntime", "compile")
-MODELS = {"srresnet": "srresnet_x4", "rrdbnet": "realesrgan-x4plus"}
+MODELS = {"srresnet": "srresnet_x4", "rrdbnet": "realesrgan-x4plus", "compact": "compact-psnr-x4"}
 NCNN_MODEL_STEM = "REALESRGAN_X4PLUS_UP4X"  # the ncnn files realesrgan-x4plus is converted from
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -71,7 +74,7 @@ def load_benchmark_model(key: str):
     from srgan.models import LoadedModel, load_model
 
     name = MODELS[key]
-    if key == "rrdbnet":
+    if key != "srresnet":  # named weights; srresnet_x4 is a preset without any
         return load_model(name)
     spec = get_spec(name)
     torch.manual_seed(0)  # the same weights every run, so a cached ONNX export still matches
