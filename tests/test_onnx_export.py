@@ -197,9 +197,10 @@ def test_cli_exports_a_training_checkpoint_as_dynamic_onnx(tmp_path, capsys):
     np.testing.assert_allclose(run_onnx(target, x), expected, atol=1e-4, rtol=0)
 
 
-def test_cli_refuses_fp16_for_onnx(tmp_path, capsys):
+@pytest.mark.parametrize("option", [["--fp16"], ["--description", "a model"], ["--license", "MIT"]])
+def test_cli_refuses_safetensors_only_options_for_onnx(option, tmp_path, capsys):
     from srgan.cli import main
 
-    assert main(["export", "bicubic", "-o", str(tmp_path / "model.onnx"), "--fp16"]) == 1
-    assert "--fp16 applies to safetensors" in capsys.readouterr().err
+    assert main(["export", "bicubic", "-o", str(tmp_path / "model.onnx"), *option]) == 1
+    assert "apply to safetensors exports" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

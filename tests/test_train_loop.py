@@ -187,8 +187,10 @@ def test_export_loads_with_load_model_and_matches_the_checkpoint(tiny_recipe, tm
     with torch.no_grad():
         assert torch.equal(loaded.module(image), reference(image))
     assert loaded.scale == 4 and loaded.metadata["iterations"] == "6" and loaded.metadata["weights"] == "raw"
-    assert main(["export", str(checkpoint), "-o", str(tmp_path / "ema.safetensors"), "--fp16"]) == 0
-    assert load_model(str(tmp_path / "ema.safetensors")).metadata["weights"] == "ema"
+    described = ["--description", "tiny EDSR for tests", "--license", "CC0"]
+    assert main(["export", str(checkpoint), "-o", str(tmp_path / "ema.safetensors"), "--fp16", *described]) == 0
+    metadata = load_model(str(tmp_path / "ema.safetensors")).metadata
+    assert (metadata["weights"], metadata["description"], metadata["license"]) == ("ema", "tiny EDSR for tests", "CC0")
 
 
 def test_interpolate_blends_weights_and_refuses_different_networks(tiny_recipe, tmp_path):

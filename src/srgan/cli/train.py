@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     export.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
                         help="export the EMA weights when the run kept them (default: yes)")
     export.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size; safetensors only)")
+    export.add_argument("--description", metavar="TEXT", help="one line on what the model is, shown by `srgan models` (safetensors only)")
+    export.add_argument("--license", metavar="TEXT", help="the weights' licence, shown by `srgan models` (safetensors only)")
     export.set_defaults(handler=run_export)
 
     interpolate = subparsers.add_parser(
@@ -84,13 +86,20 @@ def run_export(args) -> int:
     if export_format == "onnx":
         from srgan.onnx_export import export_model_onnx
 
-        if args.fp16:
-            raise SrganError("--fp16 applies to safetensors exports; ONNX files are written in float32")
+        if args.fp16 or args.description or args.license:
+            raise SrganError(
+                "--fp16, --description and --license apply to safetensors exports; ONNX files are written in "
+                "float32 with the model's own metadata"
+            )
         print(export_model_onnx(args.source, args.output, ema=args.ema))
     else:
         from srgan.train.checkpoint import export_generator
 
-        print(export_generator(args.source, args.output, ema=args.ema, fp16=args.fp16))
+        print(
+            export_generator(
+                args.source, args.output, ema=args.ema, fp16=args.fp16, description=args.description, license=args.license
+            )
+        )
     return 0
 
 

@@ -131,14 +131,26 @@ def provenance(state: dict[str, Any], *, used_ema: bool) -> dict[str, str]:
     }
 
 
-def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, *, ema: bool = True, fp16: bool = False) -> Path:
-    """Write the generator of a training checkpoint as an srgan model file (safetensors + metadata)."""
+def export_generator(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    ema: bool = True,
+    fp16: bool = False,
+    description: str | None = None,
+    license: str | None = None,
+) -> Path:
+    """Write the generator of a training checkpoint as an srgan model file (safetensors + metadata).
+
+    `description` and `license` go into the metadata, where `srgan models` shows them.
+    """
     from srgan.weights import save_model
 
     state = load_checkpoint(checkpoint)
     if ema and not state.get("params_ema"):
         logger.warning("%s has no EMA weights (train.ema_decay was 0); exporting the raw generator", checkpoint)
     params, arch, kwargs, scale, metadata = _checkpoint_generator(state, ema=ema)
+    metadata.update({key: value for key, value in (("description", description), ("license", license)) if value})
     save_model(out, params, arch=arch, kwargs=kwargs, scale=scale, metadata=metadata,
                dtype=torch.float16 if fp16 else None)
     return Path(out)
