@@ -24,7 +24,7 @@ def test_default_model_is_embedded_and_beats_bicubic_on_the_bundled_photo():
     # The README quotes these two numbers next to its first command; they must be the files' own.
     quoted = re.search(r"PSNR/SSIM for both \((\d+\.\d+) vs\s+(\d+\.\d+) dB\)", (REPO / "README.md").read_text("utf-8"))
     assert quoted is not None, "README no longer quotes the demo's numbers"
-    assert (float(quoted[1]), float(quoted[2])) == (round(bicubic, 2), round(ours, 2))
+    assert abs(float(quoted[1]) - bicubic) <= 0.005 + 1e-6 and abs(float(quoted[2]) - ours) <= 0.005 + 1e-6
 
 
 def test_demo_writes_the_comparison_figure(tmp_path, capsys):
@@ -50,4 +50,6 @@ def test_shipped_models_score_on_set5_what_the_results_table_says(shared_dir):
     report = evaluate_models(shipped, [shared_dir / "data" / "bench" / "Set5"], 4)
     for name in ["bicubic", *shipped]:
         score = report.mean_of("Set5", name)
-        assert (round(score.psnr, 2), round(score.ssim, 4)) == published[name], name
+        psnr, ssim = published[name]
+        # within the table's rounding, plus a hair for another CPU's kernels (a value can sit on a boundary)
+        assert abs(score.psnr - psnr) <= 0.005 + 1e-6 and abs(score.ssim - ssim) <= 0.00005 + 1e-6, name
