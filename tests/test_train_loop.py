@@ -214,6 +214,10 @@ def test_interpolate_blends_weights_and_refuses_different_networks(tiny_recipe, 
     with pytest.raises(SrganError, match="between 0"):
         ckpt.interpolate_generators(a, b, 1.5, tmp_path / "bad.safetensors")
 
+    described_b = ckpt.export_generator(b, tmp_path / "b.safetensors", description="model B", license="CC0")
+    metadata = read_model_file(ckpt.interpolate_generators(a, described_b, 0.5, out))[1]
+    assert "description" not in metadata and metadata["license"] == "CC0" and "interpolated" in metadata
+
 
 def test_plot_command_redraws_from_metrics(tiny_recipe, tmp_path, capsys):
     from srgan.cli import main

@@ -179,7 +179,9 @@ def interpolate_generators(path_a: str | os.PathLike, path_b: str | os.PathLike,
             blended[key] = (1.0 - alpha) * tensor_a.float() + alpha * tensor_b.float()
         else:  # counters such as BatchNorm's num_batches_tracked are not weights
             blended[key] = tensor_b
-    metadata = {key: value for key, value in metadata_b.items() if key not in ("format", "arch", "scale", "kwargs")}
+    # B's structure keys are rewritten by save_model, and its description names B, not the blend
+    dropped = ("format", "arch", "scale", "kwargs", "description")
+    metadata = {key: value for key, value in metadata_b.items() if key not in dropped}
     metadata["interpolated"] = json.dumps({"a": str(path_a), "b": str(path_b), "alpha": alpha})
     save_model(out, blended, arch=arch_a, kwargs=kwargs_a, scale=scale, metadata=metadata)
     return Path(out)
