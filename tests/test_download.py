@@ -13,7 +13,8 @@ import torch
 
 from srgan.cli import main
 from srgan.errors import SrganError
-from srgan.weights import fetch_vgg19, read_model_file
+from srgan.downloads import fetch_vgg19
+from srgan.weights import read_model_file
 
 
 @pytest.fixture

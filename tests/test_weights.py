@@ -150,7 +150,7 @@ class RunsCodeWhenUnpickled:
     [
         ("missing.safetensors", None, r"missing\.safetensors: model file not found"),
         ("text.safetensors", b"this is not a model", r"text\.safetensors: not a readable safetensors"),
-        ("random.pth", b"\x80\x02garbage" * 8, r"random\.pth: not a readable PyTorch checkpoint"),
+        ("random.pth", b"\x80\x02garbage" * 8, r"random\.pth: not a readable PyTorch file"),
         ("weights.onnx", b"\x08\x07", r"weights\.onnx: unsupported model file type"),
     ],
 )

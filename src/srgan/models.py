@@ -298,7 +298,8 @@ def _converted_pretrained(name: str) -> Path:
     """The cached safetensors conversion of pretrained model `name`, converting it on first use."""
     from importlib.metadata import version
 
-    from srgan.weights import cache_dir, convert_ncnn, save_model
+    from srgan.downloads import cache_dir
+    from srgan.weights import convert_ncnn, save_model
 
     entry = PRETRAINED[name]
     param_path, bin_path = _pretrained_ncnn_files(name)

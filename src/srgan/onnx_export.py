@@ -164,7 +164,7 @@ def onnxruntime_model(loaded_model, *, threads: int | None = None, cache_dir: st
     by a digest of the weights and the exporter version, and reused afterwards: exporting a 23-block
     RRDBNet takes minutes, loading the file a second.
     """
-    from srgan.weights import cache_dir as srgan_cache_dir
+    from srgan.downloads import cache_dir as srgan_cache_dir
 
     folder = Path(cache_dir) if cache_dir is not None else srgan_cache_dir() / "onnx"
     onnx_path = folder / f"{loaded_model.name}-{_weights_digest(loaded_model)}.onnx"

@@ -10,14 +10,10 @@ pickle that would run code is refused, never executed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import struct
-import tempfile
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +30,6 @@ MODEL_FILE_SUFFIXES = (".safetensors", *PTH_SUFFIXES, ".param")
 
 RRDBNET = "rrdbnet"
 SRVGG_COMPACT = "srvgg_compact"
-
-
-def cache_dir() -> Path:
-    """Where downloaded and converted model files are kept: `$SRGAN_CACHE_DIR`, else `~/.cache/srgan`."""
-    configured = os.environ.get("SRGAN_CACHE_DIR")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "srgan"
 
 
 def save_model(
@@ -90,7 +80,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[st
     if suffix == ".safetensors":
         state_dict, metadata = _read_safetensors(path)
     elif suffix in PTH_SUFFIXES:
-        state_dict, metadata = _read_pth(path), {"source": path.name}
+        state_dict, metadata = read_pth_state_dict(path), {"source": path.name}
     else:
         raise SrganError(f"{path}: unsupported model file type {suffix!r}; use .safetensors, .pth or ncnn .param")
     # Weights published as safetensors by other projects carry no srgan header either.
@@ -141,27 +131,12 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     return state_dict, metadata
 
 
-def _read_pth(path: Path, *, shown_as: str | None = None) -> dict[str, Tensor]:
+def read_pth_state_dict(path: Path, *, shown_as: str | None = None) -> dict[str, Tensor]:
     """The generator state dict of a `.pth`; errors name `shown_as` (default: the path)."""
-    import pickle
-    import zipfile
+    from srgan.safeload import load_weights_only
 
     label = shown_as or path
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        # weights_only refuses any pickled class or function: such a file could run code on load.
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-        if unsafe is None:
-            raise SrganError(
-                f"{label}: not a readable PyTorch checkpoint (damaged pickle data); re-download it"
-            ) from None
-        raise SrganError(
-            f"{label}: refused, the file pickles Python objects beyond plain tensors (it references "
-            f"{unsafe.group(1)}); only weights-only checkpoints are loaded, never code"
-        ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
-        raise SrganError(f"{label}: not a readable PyTorch checkpoint ({error}); re-download it") from None
+    checkpoint = load_weights_only(path, shown_as=label)
     return _unwrap_checkpoint(checkpoint, label)
 
 
@@ -569,79 +544,3 @@ def _ncnn_srvgg_compact(
         activation="prelu",
     )
     return SRVGG_COMPACT, kwargs, state_dict
-
-
-# --- torchvision's VGG19 (optional download for the perceptual loss) ---------------------------
-
-VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
-# torchvision names each weight file after the first 8 hex digits of its sha256, so the file name
-# is the published checksum; that prefix is what gets verified.
-VGG19_SHA256_PREFIX = "dcbb9e9d"
-VGG19_FILE_NAME = "vgg19_imagenet_torchvision.safetensors"
-TORCHVISION_PREPROCESSING = (
-    "torchvision: RGB, range 0-1, subtract mean R0.485 G0.456 B0.406, divide by std R0.229 G0.224 B0.225"
-)
-_DOWNLOAD_CHUNK = 1 << 20
-
-
-def fetch_vgg19(
-    out_path: str | os.PathLike | None = None,
-    *,
-    url: str = VGG19_URL,
-    expected_sha256: str = VGG19_SHA256_PREFIX,
-    progress: bool | None = None,
-) -> Path:
-    """Download torchvision's VGG19 ImageNet weights, verify them, keep `features.*` as safetensors.
-
-    `expected_sha256` is a full hex digest or a prefix of one. The download streams to a temporary
-    file next to the output and is deleted afterwards; on any failure (network, checksum, content)
-    no output is left behind. Returns the written path (default: `cache_dir()/VGG19_FILE_NAME`).
-    """
-    from safetensors.torch import save_file
-    from tqdm import tqdm
-
-    out = Path(out_path) if out_path is not None else cache_dir() / VGG19_FILE_NAME
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".download", dir=out.parent)
-    download = Path(temp_name)
-    try:
-        hasher = hashlib.sha256()
-        with os.fdopen(handle, "wb") as sink:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as response:
-                    total = int(response.headers.get("Content-Length") or 0) or None
-                    # disable=None lets tqdm show the bar only on a terminal
-                    hide = None if progress is None else not progress
-                    with tqdm(total=total, unit="B", unit_scale=True, desc="vgg19", disable=hide) as bar:
-                        while chunk := response.read(_DOWNLOAD_CHUNK):
-                            hasher.update(chunk)
-                            sink.write(chunk)
-                            bar.update(len(chunk))
-            except (urllib.error.URLError, OSError, ValueError) as error:
-                raise SrganError(
-                    f"{url}: download failed ({error}); check the network, or pass --url for a mirror"
-                ) from None
-        digest = hasher.hexdigest()
-        if not digest.startswith(expected_sha256.lower()):
-            raise SrganError(
-                f"{url}: checksum mismatch (sha256 {digest[:16]}..., expected {expected_sha256}...); "
-                "the download was discarded, try again or check the URL"
-            )
-        checkpoint = _read_pth(download, shown_as=url)
-        features = {key: tensor.contiguous() for key, tensor in checkpoint.items() if key.startswith("features.")}
-        if not features:
-            raise SrganError(f"{url}: the file holds no VGG `features.*` weights; is it a torchvision VGG19?")
-        metadata = {
-            "format": "srgan-vgg19",
-            "source": f"torchvision VGG19 ImageNet weights, {url}",
-            "sha256": digest,
-            "license": "CC BY 4.0 (VGG weights)",
-            "layout": "torchvision vgg19().features indices",
-            "convention": "torchvision",
-            "preprocessing": TORCHVISION_PREPROCESSING,
-        }
-        with atomic_write(out) as temp_path:
-            save_file(features, str(temp_path), metadata=metadata)
-    finally:
-        download.unlink(missing_ok=True)
-    return out

@@ -15,7 +15,6 @@ chosen explicitly and kept in the `convention` attribute:
 from __future__ import annotations
 
 import difflib
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,12 +180,15 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    try:
-        if path.suffix == ".safetensors":
+    from srgan.safeload import load_weights_only
+
+    if path.suffix != ".safetensors":
+        state = load_weights_only(path, what="VGG19 weights file")
+    else:
+        try:
             return load_file(path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, pickle.UnpicklingError, OSError, RuntimeError, EOFError) as error:
-        raise SrganError(f"{path}: cannot read VGG19 weights ({error})") from None
+        except (SafetensorError, OSError) as error:
+            raise SrganError(f"{path}: cannot read VGG19 weights ({error})") from None
     if not isinstance(state, dict):
         raise SrganError(f"{path}: not a state dict of VGG19 weights")
     return state

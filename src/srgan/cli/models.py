@@ -49,7 +49,7 @@ def list_models_command(args: argparse.Namespace) -> int:
 
 
 def fetch_vgg19_command(args: argparse.Namespace) -> int:
-    from srgan.weights import VGG19_SHA256_PREFIX, VGG19_URL, fetch_vgg19
+    from srgan.downloads import VGG19_SHA256_PREFIX, VGG19_URL, fetch_vgg19
 
     written = fetch_vgg19(args.out, url=args.url or VGG19_URL, expected_sha256=args.sha256 or VGG19_SHA256_PREFIX)
     print(f"wrote {written} (torchvision preprocessing: RGB in [0, 1], ImageNet mean/std)")

@@ -19,6 +19,7 @@ import torch
 
 from srgan.errors import SrganError
 from srgan.fileutil import atomic_write
+from srgan.safeload import load_weights_only
 
 CHECKPOINT_FORMAT = "srgan-train-checkpoint"
 CHECKPOINT_SUFFIX = ".ckpt"
@@ -51,11 +52,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SrganError(f"{path}: checkpoint not found; check the path (a run keeps them in RUN_DIR/checkpoints/)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a damaged file fails in many ways inside the unpickler
-        first_line = (str(error).strip().splitlines() or ["unreadable"])[0]
-        raise SrganError(f"{path}: not a readable training checkpoint ({first_line})") from None
+    state = load_weights_only(path, what="training checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise SrganError(f"{path}: not an srgan training checkpoint; export model files with `srgan export`")
     return state
