@@ -5,7 +5,7 @@ from PIL import Image
 
 from srgan.archs.registry import create_model
 from srgan.cli import main
-from srgan.weights import save_model
+from srgan.modelfiles import save_model
 
 BICUBIC_X2 = ["--model", "bicubic", "--scale", "2"]
 RNG = np.random.default_rng(0)
@@ -162,7 +162,7 @@ def test_mode_and_bit_depth_are_kept(tmp_path, array, mode):
 def test_model_file_with_tiles(tmp_path):
     module = create_model("srresnet_x4", num_blocks=1, num_features=8)
     model_path = tmp_path / "tiny.safetensors"
-    save_model(model_path, module, arch="srresnet", kwargs={"num_blocks": 1, "num_features": 8, "scale": 4}, scale=4)
+    save_model(model_path, module, arch="srresnet", kwargs={"num_blocks": 1, "num_features": 8, "scale": 4})
     source = save_rgb(tmp_path / "a.png", 20, 24)
     out = tmp_path / "out"
     args = ["upscale", str(source), "-o", str(out), "--model", str(model_path), "--tile", "8", "--tile-overlap", "10"]

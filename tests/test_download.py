@@ -14,7 +14,8 @@ import torch
 from srgan.cli import main
 from srgan.errors import SrganError
 from srgan.downloads import fetch_vgg19
-from srgan.weights import read_model_file
+from srgan.modelfiles.srgan_safetensors import read_header
+from safetensors.torch import load_file
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_download_keeps_verified_features_with_their_convention(served, tmp_path
     # torchvision publishes only an 8-digit prefix of the sha256; a prefix must be accepted
     written = fetch_vgg19(out, url=url, expected_sha256=digest[:8], progress=False)
 
-    state_dict, metadata = read_model_file(written)
+    state_dict, metadata = load_file(written), read_header(written)
     assert written == out
     assert set(state_dict) == {"features.0.weight", "features.0.bias", "features.2.weight"}
     assert torch.equal(state_dict["features.2.weight"], tensors["features.2.weight"])

@@ -67,10 +67,10 @@ def _expected_bicubic_scores(path, *, y_channel: bool = True, gray_as_rgb: bool 
 
 def _tiny_model_file(path):
     from srgan.archs.registry import build_arch
-    from srgan.weights import save_model
+    from srgan.modelfiles import save_model
 
     kwargs = {"num_features": 4, "num_convs": 1, "scale": SCALE}
-    save_model(path, build_arch("srvgg_compact", kwargs), arch="srvgg_compact", kwargs=kwargs, scale=SCALE)
+    save_model(path, build_arch("srvgg_compact", kwargs), arch="srvgg_compact", kwargs=kwargs)
     return path
 
 

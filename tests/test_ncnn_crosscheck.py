@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from srgan.archs.registry import build_arch
-from srgan.models import PRETRAINED
+from srgan.catalogue import PRETRAINED
 from srgan.ncnn_runtime import NcnnModule
-from srgan.weights import convert_ncnn
+from srgan.modelfiles.ncnn import convert_ncnn
 
 pytest.importorskip("ncnn", reason="ncnn runtime not installed (it comes with srgan[test])")
 pytest.importorskip(
@@ -30,15 +29,16 @@ pytest.importorskip(
     [("realesr-animevideov3", 16), ("realesrgan-x4plus", 8)],
 )
 def test_converted_model_matches_ncnn_runtime(name, size):
-    entry = PRETRAINED[name]
+    spec, _, _, _, entry = PRETRAINED[name]
     models_dir = Path(import_module(entry.package).__file__).parent / "models"
     param_path, bin_path = models_dir / f"{entry.ncnn_stem}.param", models_dir / f"{entry.ncnn_stem}.bin"
     image = torch.rand(1, 3, size, size)
 
     expected = NcnnModule(param_path, bin_path, threads=2)(image)[0].numpy()
     # the conversion load_model caches (its cache is tested in test_models.py)
-    arch, kwargs, state_dict = convert_ncnn(param_path, bin_path)
-    module = build_arch(arch, kwargs).eval()
+    converted, state_dict = convert_ncnn(param_path, bin_path)
+    assert converted == spec, "the catalogue's claim about the network"
+    module = converted.build().eval()
     module.load_state_dict(state_dict, strict=True)
     with torch.no_grad():
         actual = module(image)[0].numpy()

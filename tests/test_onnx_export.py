@@ -202,5 +202,5 @@ def test_cli_refuses_safetensors_only_options_for_onnx(option, tmp_path, capsys)
     from srgan.cli import main
 
     assert main(["export", "bicubic", "-o", str(tmp_path / "model.onnx"), *option]) == 1
-    assert "apply to safetensors exports" in capsys.readouterr().err
+    assert "apply to .safetensors and .pth exports" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

@@ -195,13 +195,14 @@ def test_export_loads_with_load_model_and_matches_the_checkpoint(tiny_recipe, tm
 
 def test_interpolate_blends_weights_and_refuses_different_networks(tiny_recipe, tmp_path):
     from srgan.cli import main
-    from srgan.weights import read_model_file
+    from srgan.models import export_model, interpolate_models
+    from srgan.modelfiles import read
 
     run_dir = train(load_config(tiny_recipe, ["train.iterations=12"]), tmp_path / "run")
     a, b = (ckpt.iteration_checkpoint_path(run_dir, n) for n in (6, 12))
     out = tmp_path / "blend.safetensors"
     assert main(["interpolate", str(a), str(b), "--alpha", "0.25", "-o", str(out)]) == 0
-    blended, _ = read_model_file(out)
+    blended = read(out).state_dict
     state_a, state_b = ckpt.load_checkpoint(a)["params_ema"], ckpt.load_checkpoint(b)["params_ema"]
     for key, tensor in blended.items():
         if tensor.is_floating_point():
@@ -210,12 +211,12 @@ def test_interpolate_blends_weights_and_refuses_different_networks(tiny_recipe, 
     other = train(load_config(tiny_recipe, ["train.iterations=2", "generator.kwargs.num_features=4"]),
                   tmp_path / "other")
     with pytest.raises(SrganError, match="are different networks"):
-        ckpt.interpolate_generators(a, ckpt.iteration_checkpoint_path(other, 2), 0.5, tmp_path / "bad.safetensors")
+        interpolate_models(a, ckpt.iteration_checkpoint_path(other, 2), 0.5, tmp_path / "bad.safetensors")
     with pytest.raises(SrganError, match="between 0"):
-        ckpt.interpolate_generators(a, b, 1.5, tmp_path / "bad.safetensors")
+        interpolate_models(a, b, 1.5, tmp_path / "bad.safetensors")
 
-    described_b = ckpt.export_generator(b, tmp_path / "b.safetensors", description="model B", license="CC0")
-    metadata = read_model_file(ckpt.interpolate_generators(a, described_b, 0.5, out))[1]
+    described_b = export_model(b, tmp_path / "b.safetensors", description="model B", license="CC0")
+    metadata = read(interpolate_models(a, described_b, 0.5, out)).provenance
     assert "description" not in metadata and metadata["license"] == "CC0" and "interpolated" in metadata
 
 

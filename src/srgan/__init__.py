@@ -11,9 +11,9 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _PUBLIC = {
     "create_model": "srgan.archs.registry",
-    "list_models": "srgan.archs.registry",
+    "list_models": "srgan.models",
     "load_model": "srgan.models",
-    "save_model": "srgan.weights",
+    "save_model": "srgan.modelfiles",
     "upscale": "srgan.inference",
     "matlab_bicubic_resize": "srgan.resize",
     "psnr": "srgan.metrics",

@@ -117,7 +117,7 @@ def fetch_vgg19(
     """
     from safetensors.torch import save_file
 
-    from srgan.weights import read_pth_state_dict
+    from srgan.modelfiles.pth import read_state_dict
 
     out = Path(out_path) if out_path is not None else cache_dir() / VGG19_FILE_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def fetch_vgg19(
     download = Path(temp_name)
     try:
         fetched = fetch(url, download, expected_sha256, progress=progress, desc="vgg19")
-        checkpoint = read_pth_state_dict(download, shown_as=url)
+        checkpoint = read_state_dict(download, shown_as=url)
         features = {key: tensor.contiguous() for key, tensor in checkpoint.items() if key.startswith("features.")}
         if not features:
             raise SrganError(f"{url}: the file holds no VGG `features.*` weights; is it a torchvision VGG19?")

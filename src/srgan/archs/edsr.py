@@ -20,9 +20,15 @@ import torch
 from torch import nn
 
 from srgan.archs.srresnet import SubpixelUpsampler
+from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.errors import SrganError
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+FP16_SAFE = True
+# BasicSR's EDSR class loads srgan's EDSR weights with strict=True, so `.pth` files use these names.
+BASICSR_KEYS = True
+# The residual scaling is not in the weights; the paper's large model (32 x 256) is the one that uses 0.1.
+_LARGE_MODEL = (32, 256)
 
 
 class _ResidualBlock(nn.Module):
@@ -71,3 +77,30 @@ class EDSR(nn.Module):
         features = self.conv_first((x - mean) * self.pixel_range)
         features = features + self.conv_after_body(self.body(features))
         return self.conv_last(self.upsample(features)) / self.pixel_range + mean
+
+
+def describe(state_dict: dict[str, torch.Tensor]) -> NetworkSpec | None:
+    """The EDSR a BasicSR-named state dict belongs to, or None when it is not one.
+
+    `res_scale` leaves no trace in the weights: 0.1 is assumed for the paper's 32 x 256 model and
+    1 otherwise (the two published configurations); srgan's own files record it.
+    """
+    if not {"conv_first.weight", "body.0.conv1.weight", "conv_after_body.weight", "conv_last.weight"} <= state_dict.keys():
+        return None
+    first = state_dict["conv_first.weight"]
+    num_features = first.shape[0]
+    upsample = [state_dict[f"upsample.{index}.weight"] for index in numbered(state_dict, "upsample")]
+    factors = [round((conv.shape[0] / num_features) ** 0.5) for conv in upsample]
+    scale = 1
+    for factor in factors:
+        scale *= factor
+    num_blocks = len(numbered(state_dict, "body"))
+    return spec_from_shapes(
+        "edsr",
+        in_channels=first.shape[1],
+        out_channels=state_dict["conv_last.weight"].shape[0],
+        num_features=num_features,
+        num_blocks=num_blocks,
+        res_scale=0.1 if (num_blocks, num_features) == _LARGE_MODEL else 1.0,
+        scale=scale,
+    )

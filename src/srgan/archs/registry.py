@@ -10,57 +10,125 @@ discriminators are architectures only, built from a training config with `build_
 from __future__ import annotations
 
 import difflib
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
+from srgan.archs import edsr, msrresnet, rrdbnet, srresnet, srvgg, wdrn
 from srgan.archs.discriminator import SRGANDiscriminator, VGGFeatureDiscriminator
-from srgan.archs.edsr import EDSR
-from srgan.archs.rrdbnet import RRDBNet
-from srgan.archs.srresnet import SRResNet
-from srgan.archs.srvgg import SRVGGNetCompact
-from srgan.archs.wdrn import WDRN
+from srgan.archs.spec import NetworkSpec
 from srgan.errors import SrganError
 
-ARCHS: dict[str, Callable[..., nn.Module]] = {
-    "srresnet": SRResNet,
-    "edsr": EDSR,
-    "rrdbnet": RRDBNet,
-    "srvgg_compact": SRVGGNetCompact,
-    "wdrn": WDRN,
-    "srgan_discriminator": SRGANDiscriminator,
-    "vgg_feature_discriminator": VGGFeatureDiscriminator,
+StateDict = dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One network family: its builder and what its module knows about its own weights."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    fp16_safe: bool = True
+    # state dict (srgan key names) -> the spec it belongs to, or None when it is not this network
+    describe: Callable[[StateDict], NetworkSpec | None] | None = None
+    # layout name -> converter of a foreign state dict to srgan's key names (None when not that layout)
+    foreign_layouts: Mapping[str, Callable[[StateDict], StateDict | None]] = field(default_factory=dict)
+    # srgan's key names are BasicSR's / Real-ESRGAN's: a `.pth` in them loads in that ecosystem
+    basicsr_keys: bool = False
+
+
+def _generator(name: str, module, builder) -> Architecture:
+    return Architecture(
+        name=name,
+        builder=builder,
+        fp16_safe=module.FP16_SAFE,
+        describe=module.describe,
+        foreign_layouts=getattr(module, "FOREIGN_LAYOUTS", {}),
+        basicsr_keys=module.BASICSR_KEYS,
+    )
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    architecture.name: architecture
+    for architecture in (
+        _generator("srresnet", srresnet, srresnet.SRResNet),
+        _generator("msrresnet", msrresnet, msrresnet.MSRResNet),
+        _generator("edsr", edsr, edsr.EDSR),
+        _generator("rrdbnet", rrdbnet, rrdbnet.RRDBNet),
+        _generator("srvgg_compact", srvgg, srvgg.SRVGGNetCompact),
+        _generator("wdrn", wdrn, wdrn.WDRN),
+        Architecture("srgan_discriminator", SRGANDiscriminator),
+        Architecture("vgg_feature_discriminator", VGGFeatureDiscriminator),
+    )
 }
+ARCHS: dict[str, Callable[..., nn.Module]] = {name: entry.builder for name, entry in ARCHITECTURES.items()}
+
+
+def architecture(name: str) -> Architecture:
+    entry = ARCHITECTURES.get(name)
+    if entry is None:
+        raise SrganError(f"unknown architecture {name!r}{nearest(name, ARCHS)}; known: {', '.join(sorted(ARCHS))}")
+    return entry
+
+
+def recognise(state_dict: StateDict) -> tuple[NetworkSpec, StateDict, str] | None:
+    """(spec, state dict in srgan key names, layout) for weights of a known generator, else None.
+
+    Each architecture module decides for itself, first in srgan's (= BasicSR's) names, then in the
+    foreign layouts it knows; the first that claims the weights wins.
+    """
+    for entry in ARCHITECTURES.values():
+        if entry.describe is None:
+            continue
+        if (spec := entry.describe(state_dict)) is not None:
+            return spec, state_dict, "srgan" if not entry.basicsr_keys else "BasicSR"
+        for layout, convert in entry.foreign_layouts.items():
+            if (renamed := convert(state_dict)) is not None and (spec := entry.describe(renamed)) is not None:
+                return spec, renamed, layout
+    return None
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A named, buildable configuration of one architecture plus what callers need to know about it."""
+    """A preset: a name plus the network it builds, and what `srgan models` says about it."""
 
     name: str
-    arch: str
-    kwargs: Mapping[str, Any]
-    scale: int
-    in_channels: int
-    out_channels: int
+    network: NetworkSpec
     num_params: int
-    fp16_safe: bool
     description: str = field(default="", compare=False)
 
-    def __post_init__(self):
-        # a read-only view, so a spec cannot be changed through its kwargs either
-        object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
+    @property
+    def arch(self) -> str:
+        return self.network.arch
+
+    @property
+    def kwargs(self) -> Mapping[str, Any]:
+        return self.network.kwargs
+
+    @property
+    def scale(self) -> int:
+        return self.network.scale
+
+    @property
+    def in_channels(self) -> int:
+        return self.network.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.network.out_channels
+
+    @property
+    def fp16_safe(self) -> bool:
+        return self.network.fp16_safe
 
     def build(self, **overrides: Any) -> nn.Module:
         """A freshly initialised module; `overrides` replace preset keyword arguments."""
-        return build_arch(self.arch, {**self.kwargs, **overrides})
+        return self.network.build(**overrides)
 
 
-def _nearest(name: str, valid) -> str:
+def nearest(name: str, valid) -> str:
     """' (did you mean X?)' for the closest valid name, or '' when nothing is close."""
     matches = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
@@ -68,30 +136,11 @@ def _nearest(name: str, valid) -> str:
 
 def build_arch(arch: str, kwargs: Mapping[str, Any]) -> nn.Module:
     """Build architecture `arch` with keyword arguments `kwargs` (e.g. from a model file's metadata)."""
-    builder = ARCHS.get(arch)
-    if builder is None:
-        raise SrganError(f"unknown architecture {arch!r}{_nearest(arch, ARCHS)}; known: {', '.join(sorted(ARCHS))}")
-    accepted = inspect.signature(builder).parameters
-    for key in kwargs:
-        if key not in accepted:
-            raise SrganError(
-                f"{arch}: unknown option {key!r}{_nearest(key, accepted)}; valid options: {', '.join(accepted)}"
-            )
-    return builder(**kwargs)
+    return architecture(arch).builder(**NetworkSpec(arch, kwargs).kwargs)
 
 
-def _spec(name: str, arch: str, num_params: int, description: str, *, fp16_safe: bool = True, **kwargs) -> ModelSpec:
-    return ModelSpec(
-        name=name,
-        arch=arch,
-        kwargs=kwargs,
-        scale=kwargs["scale"],
-        in_channels=kwargs.get("in_channels", 3),
-        out_channels=kwargs.get("out_channels", 3),
-        num_params=num_params,
-        fp16_safe=fp16_safe,
-        description=description,
-    )
+def _spec(name: str, arch: str, num_params: int, description: str, **kwargs) -> ModelSpec:
+    return ModelSpec(name=name, network=NetworkSpec(arch, kwargs), num_params=num_params, description=description)
 
 
 def _srresnet_presets() -> list[ModelSpec]:
@@ -163,7 +212,6 @@ def _wdrn_presets() -> list[ModelSpec]:
             "wdrn",
             1_500_867,
             "WDRN x4 (this project's weighted dense residual network), 8 blocks x 4 layers, nf 64",
-            fp16_safe=False,  # not yet validated in half precision
             scale=4,
         ),
     ]
@@ -182,7 +230,7 @@ def get_spec(name: str) -> ModelSpec:
     """The preset called `name`; a SrganError suggests the nearest name when there is none."""
     spec = PRESETS.get(name)
     if spec is None:
-        raise SrganError(f"unknown model {name!r}{_nearest(name, PRESETS)}; run `srgan models` to list them")
+        raise SrganError(f"unknown model {name!r}{nearest(name, PRESETS)}; run `srgan models` to list them")
     return spec
 
 

@@ -16,14 +16,21 @@ first (channels x4 or x16), then the same x4 trunk runs; inputs whose sides are 
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.errors import SrganError
 
 RESIDUAL_SCALE = 0.2
+
+# RRDBNet keeps fp16/bf16 outputs finite and close (Real-ESRGAN runs it in half precision by default)
+FP16_SAFE = True
+# The key names are BasicSR's, so srgan writes `.pth` files BasicSR and spandrel load as they are.
+BASICSR_KEYS = True
 
 # scale -> pixel-unshuffle factor that turns the x4 trunk into that scale
 _UNSHUFFLE_FACTOR = {4: 1, 2: 2, 1: 4}
@@ -111,3 +118,53 @@ class RRDBNet(nn.Module):
             features = self.lrelu(conv_up(F.interpolate(features, scale_factor=2.0, mode="nearest")))
         out = self.conv_last(self.lrelu(self.conv_hr(features)))
         return out[..., : height * self.scale, : width * self.scale]
+
+
+def describe(state_dict: dict[str, torch.Tensor]) -> NetworkSpec | None:
+    """The RRDBNet a BasicSR-named state dict belongs to, or None when it is not one."""
+    if not {"conv_first.weight", "body.0.rdb1.conv1.weight", "conv_last.weight"} <= state_dict.keys():
+        return None
+    first = state_dict["conv_first.weight"]
+    out_channels = state_dict["conv_last.weight"].shape[0]
+    # BasicSR's x2 / x1 models pixel-unshuffle the input first, multiplying its channels by 4 / 16.
+    scale = {1: 4, 4: 2, 16: 1}.get(first.shape[1] // out_channels, 4)
+    return spec_from_shapes(
+        "rrdbnet",
+        in_channels=first.shape[1] * scale * scale // 16,
+        out_channels=out_channels,
+        num_features=first.shape[0],
+        num_blocks=len(numbered(state_dict, "body")),
+        growth_channels=state_dict["body.0.rdb1.conv1.weight"].shape[0],
+        scale=scale,
+    )
+
+
+# The original ESRGAN repository (xinntao/ESRGAN, RRDB_ESRGAN_x4.pth and the many community models
+# in its layout) names the same network by position in one nn.Sequential:
+# model.0 conv_first; model.1.sub.N.RDBk.convj.0 the RRDBs, model.1.sub.<num_blocks> conv_body;
+# model.3 / model.6 the two upsampling convs; model.8 conv_hr; model.10 conv_last.
+_ESRGAN_TAIL = {"model.0": "conv_first", "model.3": "conv_up1", "model.6": "conv_up2", "model.8": "conv_hr", "model.10": "conv_last"}
+_ESRGAN_RDB = re.compile(r"^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$")
+_ESRGAN_TRUNK = re.compile(r"^model\.1\.sub\.(\d+)\.(weight|bias)$")
+
+
+def from_esrgan_layout(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """The state dict in BasicSR names if it is in the original ESRGAN layout, else None."""
+    if "model.0.weight" not in state_dict or "model.1.sub.0.RDB1.conv1.0.weight" not in state_dict:
+        return None
+    renamed = {}
+    for key, tensor in state_dict.items():
+        module, _, leaf = key.rpartition(".")
+        if module in _ESRGAN_TAIL:
+            renamed[f"{_ESRGAN_TAIL[module]}.{leaf}"] = tensor
+        elif match := _ESRGAN_RDB.match(key):
+            block, dense, conv, leaf = match.groups()
+            renamed[f"body.{block}.rdb{dense}.conv{conv}.{leaf}"] = tensor
+        elif match := _ESRGAN_TRUNK.match(key):
+            renamed[f"conv_body.{match.group(2)}"] = tensor
+        else:
+            return None  # something this layout does not have: not an ESRGAN RRDBNet
+    return renamed
+
+
+FOREIGN_LAYOUTS = {"original ESRGAN layout (model.N)": from_esrgan_layout}

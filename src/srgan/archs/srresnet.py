@@ -13,7 +13,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.errors import SrganError
+
+FP16_SAFE = True
+# BasicSR has no SRResNet with BatchNorm (its MSRResNet is `msrresnet`), so no `.pth` layout to write.
+BASICSR_KEYS = False
 
 # scale -> PixelShuffle factors applied in order; x3 cannot be split into x2 stages
 _SUBPIXEL_FACTORS = {2: (2,), 3: (3,), 4: (2, 2), 8: (2, 2, 2)}
@@ -101,3 +106,24 @@ class SRResNet(nn.Module):
         features = self.head(x)
         features = features + self.body_tail(self.body(features))
         return self.tail(self.upsample(features))
+
+
+def describe(state_dict: dict[str, torch.Tensor]) -> NetworkSpec | None:
+    """The SRResNet an srgan-named state dict belongs to (9x9 head, BN body tail), or None."""
+    head = state_dict.get("head.0.weight")
+    if head is None or head.shape[-1] != 9 or "body_tail.1.weight" not in state_dict or "tail.weight" not in state_dict:
+        return None
+    num_features = head.shape[0]
+    scale = 1
+    for index in numbered(state_dict, "upsample"):
+        conv = state_dict.get(f"upsample.{index}.weight")
+        if conv is not None and conv.ndim == 4:
+            scale *= round((conv.shape[0] / num_features) ** 0.5)
+    return spec_from_shapes(
+        "srresnet",
+        in_channels=head.shape[1],
+        out_channels=state_dict["tail.weight"].shape[0],
+        num_features=num_features,
+        num_blocks=len(numbered(state_dict, "body")),
+        scale=scale,
+    )

@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.errors import SrganError
+
+# Real-ESRGAN runs this network in half precision by default
+FP16_SAFE = True
+# `body.N` is Real-ESRGAN's own naming, so srgan's `.pth` files load there (and in spandrel) as they are.
+BASICSR_KEYS = True
 
 # Real-ESRGAN's choices: PReLU per channel, LeakyReLU with slope 0.1
 _ACTIVATIONS = {
@@ -65,3 +71,26 @@ class SRVGGNetCompact(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.upsampler(self.body(x)) + F.interpolate(x, scale_factor=float(self.scale), mode="nearest")
+
+
+def describe(state_dict: dict[str, torch.Tensor]) -> NetworkSpec | None:
+    """The PReLU SRVGGNetCompact a Real-ESRGAN-named state dict belongs to, or None.
+
+    PReLU slopes (`body.1.weight`, one value per channel) are what tell this network apart; the ReLU
+    variants carry no trace of their activation in the weights, so they are not guessed at.
+    """
+    body_1 = state_dict.get("body.1.weight")
+    if "body.0.weight" not in state_dict or body_1 is None or body_1.ndim != 1:
+        return None
+    convs = [state_dict[f"body.{index}.weight"] for index in numbered(state_dict, "body")]
+    convs = [tensor for tensor in convs if tensor.ndim == 4]
+    in_channels = convs[0].shape[1]
+    return spec_from_shapes(
+        "srvgg_compact",
+        in_channels=in_channels,
+        out_channels=in_channels,
+        num_features=convs[0].shape[0],
+        num_convs=len(convs) - 2,
+        scale=round((convs[-1].shape[0] / in_channels) ** 0.5),
+        activation="prelu",
+    )

@@ -26,7 +26,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.archs.srresnet import SubpixelUpsampler
+
+FP16_SAFE = False  # not yet validated in half precision
+BASICSR_KEYS = False  # srgan's own network: no BasicSR layout exists
 
 
 class WeightedConcat(nn.Module):
@@ -98,3 +102,25 @@ class WDRN(nn.Module):
             block_outputs.append(features)
         deep = shallow + self.global_fusion(self.global_concat(block_outputs))
         return self.conv_last(self.upsample(deep))
+
+
+def describe(state_dict: dict[str, torch.Tensor]) -> NetworkSpec | None:
+    """The WDRN an srgan-named state dict belongs to, or None. `res_scale` is not in the weights
+    (its default 0.2 is assumed); srgan's own files record it."""
+    if not {"conv_first.weight", "blocks.0.convs.0.weight", "global_concat.weight"} <= state_dict.keys():
+        return None
+    first = state_dict["conv_first.weight"]
+    num_features = first.shape[0]
+    scale = 1
+    for index in numbered(state_dict, "upsample"):
+        scale *= round((state_dict[f"upsample.{index}.weight"].shape[0] / num_features) ** 0.5)
+    return spec_from_shapes(
+        "wdrn",
+        in_channels=first.shape[1],
+        out_channels=state_dict["conv_last.weight"].shape[0],
+        num_features=num_features,
+        num_blocks=len(numbered(state_dict, "blocks")),
+        num_layers=len(numbered(state_dict, "blocks.0.convs")),
+        growth_channels=state_dict["blocks.0.convs.0.weight"].shape[0],
+        scale=scale,
+    )

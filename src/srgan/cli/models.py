@@ -9,8 +9,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "models",
         help="list architectures and named weights; fetch optional weights",
-        description="Without a subcommand: list the architecture presets (untrained, for `srgan train`) "
-        "and the named weight sets usable with `--model` (embedded and pretrained).",
+        description="Without a subcommand: list the named models usable with `--model` (bicubic, embedded, "
+        "pretrained) and the untrained architecture presets for `srgan train`, from one catalogue.",
     )
     parser.set_defaults(handler=list_models_command)
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
@@ -28,23 +28,24 @@ def register(subparsers) -> None:
 
 
 def list_models_command(args: argparse.Namespace) -> int:
-    from srgan.archs.registry import PRESETS
-    from srgan.models import DEFAULT_MODEL, list_pretrained
+    from srgan.catalogue import PRESET, entries
+    from srgan.models import DEFAULT_MODEL
 
-    print("Architectures (untrained presets: `srgan train`, srgan.create_model):")
-    name_width = max(len(name) for name in PRESETS)
-    for name, spec in sorted(PRESETS.items()):
-        print(f"  {name:<{name_width}}  x{spec.scale}  {spec.num_params / 1e6:6.2f}M params  {spec.description}")
-
-    weights = list_pretrained()
-    print("\nNamed weights (`srgan upscale --model NAME`):")
-    name_width = max([len(name) for name in weights] + [len("bicubic")])
-    print(f"  {'bicubic':<{name_width}}  built-in    MATLAB bicubic interpolation, no weights (any scale)")
-    for name, info in weights.items():
-        status = info.kind if info.available else 'missing: pip install "srgan[pretrained]"'
+    listed = entries()
+    weights = {name: entry for name, entry in listed.items() if entry.kind != PRESET}
+    presets = {name: entry for name, entry in listed.items() if entry.kind == PRESET}
+    print("Named models (`srgan upscale --model NAME`, `srgan export NAME`, srgan.load_model):")
+    width = max(len(name) for name in weights)
+    for name, entry in weights.items():
+        status = entry.kind if entry.available else 'missing: pip install "srgan[pretrained]"'
+        network = f"{entry.spec.arch} x{entry.scale}" if entry.spec is not None else "any scale"
         default = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"  {name:<{name_width}}  {status:<10}  {info.description}{default}")
-        print(f"  {'':<{name_width}}  {'':<10}  source: {info.source}; licence: {info.license}")
+        print(f"  {name:<{width}}  {status:<10}  {network:<18}  {entry.description}{default}")
+        print(f"  {'':<{width}}  {'':<10}  {'':<18}  source: {entry.source}; licence: {entry.license}")
+    print("\nUntrained architecture presets (`srgan train`, srgan.create_model):")
+    width = max(len(name) for name in presets)
+    for name, entry in presets.items():
+        print(f"  {name:<{width}}  x{entry.scale}  {entry.num_params / 1e6:6.2f}M params  {entry.description}")
     return 0
 
 

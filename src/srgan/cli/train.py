@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
-EXPORT_FORMATS = ("safetensors", "onnx")
+EXPORT_FORMATS = ("safetensors", "pth", "onnx")
+_FORMAT_OF_SUFFIX = {".safetensors": "safetensors", ".pth": "pth", ".pt": "pth", ".onnx": "onnx"}
 
 
 def register(subparsers) -> None:
@@ -34,28 +36,28 @@ def register(subparsers) -> None:
 
     export = subparsers.add_parser(
         "export",
-        help="write the generator of a training checkpoint as a model file, or any model as ONNX",
+        help="write any model (name, model file, training checkpoint) as .safetensors, .pth or .onnx",
     )
     export.add_argument("source", metavar="SOURCE",
-                        help="a .ckpt file from RUN_DIR/checkpoints/; for ONNX also a model file or a model name")
-    export.add_argument("-o", "--output", required=True, metavar="OUT.safetensors|OUT.onnx")
+                        help="a model name (`srgan models`), a model file, or a .ckpt from RUN_DIR/checkpoints/")
+    export.add_argument("-o", "--output", required=True, metavar="OUT.safetensors|OUT.pth|OUT.onnx")
     export.add_argument("--format", choices=EXPORT_FORMATS,
-                        help="output format (default: onnx when OUT ends in .onnx, else safetensors)")
+                        help="output format (default: from OUT's extension; .pth is BasicSR's {'params_ema': ...})")
     export.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
                         help="export the EMA weights when the run kept them (default: yes)")
-    export.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size; safetensors only)")
-    export.add_argument("--description", metavar="TEXT", help="one line on what the model is, shown by `srgan models` (safetensors only)")
-    export.add_argument("--license", metavar="TEXT", help="the weights' licence, shown by `srgan models` (safetensors only)")
+    export.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size; not ONNX)")
+    export.add_argument("--description", metavar="TEXT", help="one line on what the model is, shown by `srgan models` (not ONNX)")
+    export.add_argument("--license", metavar="TEXT", help="the weights' licence, shown by `srgan models` (not ONNX)")
     export.set_defaults(handler=run_export)
 
     interpolate = subparsers.add_parser(
         "interpolate",
         help="blend two generators of the same architecture: (1 - alpha) * A + alpha * B (ESRGAN)",
     )
-    interpolate.add_argument("model_a", metavar="A", help="model file or checkpoint, e.g. the PSNR-oriented model")
-    interpolate.add_argument("model_b", metavar="B", help="model file or checkpoint, e.g. the GAN model")
+    interpolate.add_argument("model_a", metavar="A", help="model name, file or checkpoint, e.g. the PSNR-oriented model")
+    interpolate.add_argument("model_b", metavar="B", help="model name, file or checkpoint, e.g. the GAN model")
     interpolate.add_argument("--alpha", type=float, required=True, help="weight of B, between 0 and 1")
-    interpolate.add_argument("-o", "--output", required=True, metavar="OUT.safetensors")
+    interpolate.add_argument("-o", "--output", required=True, metavar="OUT.safetensors|OUT.pth")
     interpolate.set_defaults(handler=run_interpolate)
 
 
@@ -82,29 +84,31 @@ def run_plot(args) -> int:
 def run_export(args) -> int:
     from srgan.errors import SrganError
 
-    export_format = args.format or ("onnx" if args.output.lower().endswith(".onnx") else "safetensors")
+    # readers go by the extension, so the bytes must match it (a .pth holding safetensors loads nowhere)
+    named = _FORMAT_OF_SUFFIX.get(Path(args.output).suffix.lower())
+    export_format = args.format or named
+    if named is None or export_format != named:
+        wanted = f".{args.format}" if args.format else ".safetensors, .pth or .onnx"
+        raise SrganError(f"{args.output}: name the output {wanted}; the extension says which format it holds")
     if export_format == "onnx":
         from srgan.onnx_export import export_model_onnx
 
         if args.fp16 or args.description or args.license:
             raise SrganError(
-                "--fp16, --description and --license apply to safetensors exports; ONNX files are written in "
-                "float32 with the model's own metadata"
+                "--fp16, --description and --license apply to .safetensors and .pth exports; ONNX files are "
+                "written in float32 with the model's own metadata"
             )
         print(export_model_onnx(args.source, args.output, ema=args.ema))
     else:
-        from srgan.train.checkpoint import export_generator
+        from srgan.models import export_model
 
-        print(
-            export_generator(
-                args.source, args.output, ema=args.ema, fp16=args.fp16, description=args.description, license=args.license
-            )
-        )
+        print(export_model(args.source, args.output, ema=args.ema, fp16=args.fp16,
+                           description=args.description, license=args.license))
     return 0
 
 
 def run_interpolate(args) -> int:
-    from srgan.train.checkpoint import interpolate_generators
+    from srgan.models import interpolate_models
 
-    print(interpolate_generators(args.model_a, args.model_b, args.alpha, args.output))
+    print(interpolate_models(args.model_a, args.model_b, args.alpha, args.output))
     return 0

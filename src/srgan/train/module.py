@@ -15,7 +15,6 @@ import torch
 from torch import Tensor, nn
 
 from srgan.errors import SrganError
-from srgan.train.checkpoint import generator_structure, read_generator
 from srgan.train.config import OptimizerConfig, TrainConfig
 
 
@@ -56,18 +55,19 @@ class ExponentialMovingAverage(nn.Module):
 
 
 def build_generator(config: TrainConfig) -> nn.Module:
-    from srgan.archs.registry import build_arch
+    from srgan.modelfiles.checkpoint import generator_spec
+    from srgan.models import read_reference
 
-    arch, kwargs, _ = generator_structure(config.to_dict())
-    generator = build_arch(arch, kwargs)
+    spec = generator_spec(config.to_dict())
+    generator = spec.build()
     if config.generator.init:
-        state_dict, init_arch, init_kwargs, _, _ = read_generator(config.generator.init)
-        if (init_arch, init_kwargs) != (arch, kwargs):
+        init = read_reference(config.generator.init)
+        if init.spec != spec:
             raise SrganError(
-                f"generator.init {config.generator.init}: holds a {init_arch} {init_kwargs}, "
-                f"but the config builds a {arch} {kwargs}; use weights of the same network"
+                f"generator.init {config.generator.init}: holds a {init.spec.arch} {init.spec.kwargs_json()}, "
+                f"but the config builds a {spec.arch} {spec.kwargs_json()}; use weights of the same network"
             )
-        generator.load_state_dict(state_dict)
+        generator.load_state_dict(init.state_dict)
     return generator
 
 

@@ -379,9 +379,11 @@ class Trainer:
             if monitor is not None:
                 monitor.close()
         if self.is_main:
+            from srgan.models import export_model
+
             export_path = self.run_dir / GENERATOR_FILE
             last = ckpt.iteration_checkpoint_path(self.run_dir, self.iteration)
-            ckpt.export_generator(last, export_path, ema=module.ema is not None)
+            export_model(last, export_path, ema=module.ema is not None)
             logger.info("done: %d iterations; generator written to %s", self.iteration, export_path)
         return self.run_dir
 

@@ -1,219 +1,24 @@
-"""Model files: srgan's safetensors (weights + metadata), BasicSR/Real-ESRGAN `.pth`, ncnn `.param`/`.bin`.
+"""ncnn exports (`.param` text graph + `.bin` weights) of RRDBNet and SRVGGNetCompact, as
+Real-ESRGAN / RealSR ship them, converted to state dicts in BasicSR / Real-ESRGAN key names.
 
-An srgan model file is a safetensors file whose header says how to rebuild the network:
-`format=srgan`, `arch` (a key of `srgan.archs.registry.ARCHS`), `scale`, `kwargs` (the builder's
-keyword arguments as JSON), plus free-form provenance (`trained_on`, `iterations`, `source`,
-`license`, ...). Foreign files carry no such header, so their architecture is read off the key
-names and tensor shapes instead. `.pth` files are only ever opened with `weights_only=True`: a
-pickle that would run code is refused, never executed.
+The whole graph is checked against what the architecture computes, so an export with an extra or
+different operation is refused rather than converted into a network that behaves differently.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from srgan.archs.spec import NetworkSpec, spec_from_shapes
 from srgan.errors import SrganError
-from srgan.fileutil import atomic_write
-
-FORMAT_TAG = "srgan"
-PTH_SUFFIXES = (".pth", ".pt", ".ckpt")
-MODEL_FILE_SUFFIXES = (".safetensors", *PTH_SUFFIXES, ".param")
-
-RRDBNET = "rrdbnet"
-SRVGG_COMPACT = "srvgg_compact"
-
-
-def save_model(
-    path: str | os.PathLike,
-    model: nn.Module | dict[str, Tensor],
-    *,
-    arch: str,
-    kwargs: dict,
-    scale: int,
-    metadata: dict[str, object] | None = None,
-    dtype: torch.dtype | None = None,
-) -> None:
-    """Write `model`'s weights and how to rebuild it to a safetensors file, atomically.
-
-    `metadata` adds provenance keys (values are stored as strings). `dtype=torch.float16` halves the
-    file; floating tensors are cast, integer buffers are kept as they are.
-    """
-    from safetensors.torch import save_file
-
-    state_dict = model.state_dict() if isinstance(model, nn.Module) else model
-    tensors = {}
-    for key, tensor in state_dict.items():
-        tensor = tensor.detach().to("cpu")
-        if dtype is not None and tensor.is_floating_point():
-            tensor = tensor.to(dtype)
-        tensors[key] = tensor.contiguous()
-    header = {str(key): str(value) for key, value in (metadata or {}).items()}
-    header.update(format=FORMAT_TAG, arch=arch, scale=str(int(scale)), kwargs=json.dumps(kwargs, sort_keys=True))
-    with atomic_write(path) as temp_path:
-        save_file(tensors, str(temp_path), metadata=header)
-
-
-def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
-    """Read weights and metadata from `.safetensors`, a BasicSR/Real-ESRGAN `.pth`, or an ncnn `.param`.
-
-    For foreign files whose architecture can be recognised, the returned metadata is filled in
-    with `arch`, `scale` and `kwargs` as srgan's own files carry them (see `describe_state_dict`).
-    Raises SrganError naming the file when it is missing, truncated or not a model file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SrganError(f"{path}: model file not found; check the path")
-    suffix = path.suffix.lower()
-    if suffix == ".param":
-        bin_path = path.with_suffix(".bin")
-        arch, kwargs, state_dict = convert_ncnn(path, bin_path)
-        return state_dict, {"source": f"ncnn export {path.name} + {bin_path.name}", **_structure_metadata(arch, kwargs)}
-    if suffix == ".safetensors":
-        state_dict, metadata = _read_safetensors(path)
-    elif suffix in PTH_SUFFIXES:
-        state_dict, metadata = read_pth_state_dict(path), {"source": path.name}
-    else:
-        raise SrganError(f"{path}: unsupported model file type {suffix!r}; use .safetensors, .pth or ncnn .param")
-    # Weights published as safetensors by other projects carry no srgan header either.
-    if "arch" not in metadata and (described := describe_state_dict(state_dict)) is not None:
-        metadata.update(_structure_metadata(*described))
-    return state_dict, metadata
-
-
-def model_structure(metadata: dict[str, str], *, path: str | os.PathLike) -> tuple[str, dict, int]:
-    """(arch, builder kwargs, scale) from a model file's metadata; SrganError naming `path` if unknown."""
-    if "arch" not in metadata or "kwargs" not in metadata:
-        raise SrganError(
-            f"{path}: the network's architecture is not recorded in the file and could not be recognised "
-            "from its weights; only RRDBNet and SRVGGNetCompact are recognised without srgan metadata"
-        )
-    try:
-        kwargs = json.loads(metadata["kwargs"])
-        scale = int(metadata.get("scale", kwargs.get("scale", 0)))
-    except (ValueError, TypeError) as error:
-        raise SrganError(f"{path}: damaged metadata ({error}); re-export the model") from None
-    return metadata["arch"], kwargs, scale
-
-
-def _structure_metadata(arch: str, kwargs: dict) -> dict[str, str]:
-    return {"arch": arch, "scale": str(kwargs["scale"]), "kwargs": json.dumps(kwargs, sort_keys=True)}
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata header of a safetensors file, without loading its tensors."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return dict(handle.metadata() or {})
-    except (SafetensorError, OSError) as error:
-        raise SrganError(f"{path}: not a readable safetensors file ({error}); re-download or re-export it") from None
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    metadata = read_metadata(path)
-    try:
-        state_dict = load_file(str(path))
-    except (SafetensorError, OSError) as error:
-        raise SrganError(f"{path}: not a readable safetensors file ({error}); re-download or re-export it") from None
-    return state_dict, metadata
-
-
-def read_pth_state_dict(path: Path, *, shown_as: str | None = None) -> dict[str, Tensor]:
-    """The generator state dict of a `.pth`; errors name `shown_as` (default: the path)."""
-    from srgan.safeload import load_weights_only
-
-    label = shown_as or path
-    checkpoint = load_weights_only(path, shown_as=label)
-    return _unwrap_checkpoint(checkpoint, label)
-
-
-def _unwrap_checkpoint(checkpoint: object, label: str | Path) -> dict[str, Tensor]:
-    """The generator's state dict from a BasicSR-style checkpoint: EMA weights first, no `module.` prefix."""
-    if isinstance(checkpoint, dict):
-        for key in ("params_ema", "params", "state_dict"):
-            if isinstance(checkpoint.get(key), dict):
-                checkpoint = checkpoint[key]
-                break
-    if (
-        not isinstance(checkpoint, dict)
-        or not checkpoint
-        or not all(isinstance(value, Tensor) for value in checkpoint.values())
-    ):
-        raise SrganError(f"{label}: no state dict of tensors found in the checkpoint; expected a generator's weights")
-    return {key.removeprefix("module."): value for key, value in checkpoint.items()}
-
-
-# --- recognising foreign networks from their weights -------------------------------------------
-
-
-def describe_state_dict(state_dict: dict[str, Tensor]) -> tuple[str, dict] | None:
-    """(arch, builder kwargs incl. scale) for RRDBNet (BasicSR names) or SRVGGNetCompact
-    (Real-ESRGAN names) weights, or None when the layout is neither."""
-    if {"conv_first.weight", "body.0.rdb1.conv1.weight", "conv_last.weight"} <= state_dict.keys():
-        return RRDBNET, _describe_rrdbnet(state_dict)
-    # PReLU slopes (body.1.weight) are what tell SRVGGNetCompact apart; ReLU variants carry no trace of
-    # their activation, so they are not guessed at.
-    body_1 = state_dict.get("body.1.weight")
-    if "body.0.weight" in state_dict and body_1 is not None and body_1.ndim == 1:
-        return SRVGG_COMPACT, _describe_srvgg_compact(state_dict)
-    return None
-
-
-def _builder_kwargs(**kwargs) -> dict:
-    """Builder keyword arguments as plain ints/strs (shapes arrive as torch.Size entries)."""
-    return {key: value if isinstance(value, str) else int(value) for key, value in kwargs.items()}
-
-
-def _describe_rrdbnet(state_dict: dict[str, Tensor]) -> dict:
-    first = state_dict["conv_first.weight"]
-    out_channels = state_dict["conv_last.weight"].shape[0]
-    # BasicSR's x2 / x1 models pixel-unshuffle the input first, multiplying its channels by 4 / 16.
-    unshuffled = first.shape[1] // out_channels
-    scale = {1: 4, 4: 2, 16: 1}.get(unshuffled, 4)
-    blocks = {int(key.split(".")[1]) for key in state_dict if key.startswith("body.") and ".rdb" in key}
-    return _builder_kwargs(
-        in_channels=first.shape[1] * scale * scale // 16,
-        out_channels=out_channels,
-        num_features=first.shape[0],
-        num_blocks=len(blocks),
-        growth_channels=state_dict["body.0.rdb1.conv1.weight"].shape[0],
-        scale=scale,
-    )
-
-
-def _describe_srvgg_compact(state_dict: dict[str, Tensor]) -> dict:
-    layers = sorted(
-        (int(key.split(".")[1]), tensor)
-        for key, tensor in state_dict.items()
-        if key.startswith("body.") and key.endswith(".weight")
-    )
-    convs = [tensor for _, tensor in layers if tensor.ndim == 4]
-    in_channels = convs[0].shape[1]
-    scale = round((convs[-1].shape[0] / in_channels) ** 0.5)
-    return _builder_kwargs(
-        in_channels=in_channels,
-        out_channels=in_channels,
-        num_features=convs[0].shape[0],
-        num_convs=len(convs) - 2,
-        scale=scale,
-        activation="prelu",
-    )
-
-
-# --- ncnn .param / .bin ------------------------------------------------------------------------
+from srgan.modelfiles import ModelFile
 
 NCNN_PARAM_MAGIC = "7767517"
 # Tags that open a weight blob in an ncnn .bin (ncnn's ModelBinFromDataReader::load).
@@ -346,8 +151,8 @@ class _Conv:
         return self.weight.shape[1]
 
 
-def convert_ncnn(param_path: str | os.PathLike, bin_path: str | os.PathLike) -> tuple[str, dict, dict[str, Tensor]]:
-    """(arch, builder kwargs, state dict) for an RRDBNet or SRVGGNetCompact ncnn export.
+def convert_ncnn(param_path: str | os.PathLike, bin_path: str | os.PathLike) -> tuple[NetworkSpec, dict[str, Tensor]]:
+    """(spec, state dict) for an RRDBNet or SRVGGNetCompact ncnn export.
 
     The whole graph is checked against what the architecture computes, so an export with an extra
     or different operation is refused rather than converted into a network that behaves differently.
@@ -437,7 +242,7 @@ def _require_activation(conv: _Conv, leaky: bool, param_path: Path) -> None:
 
 def _ncnn_rrdbnet(
     layers: list[NcnnLayer], kinds: Counter, convs: list[_Conv], param_path: Path
-) -> tuple[str, dict, dict[str, Tensor]]:
+) -> tuple[NetworkSpec, dict[str, Tensor]]:
     """Map an ESRGAN/Real-ESRGAN RRDBNet export onto BasicSR's key names.
 
     Conv order: conv_first, body.{b}.rdb{1..3}.conv{1..5}, conv_body, conv_up1, conv_up2, conv_hr,
@@ -488,7 +293,8 @@ def _ncnn_rrdbnet(
     for name, conv in zip(tail_names, convs[-5:]):
         _require_activation(conv, name in ("conv_up1", "conv_up2", "conv_hr"), param_path)
         _conv_tensors(state_dict, name, conv, param_path)
-    kwargs = _builder_kwargs(
+    spec = spec_from_shapes(
+        "rrdbnet",
         in_channels=convs[0].in_channels,
         out_channels=convs[-1].out_channels,
         num_features=num_features,
@@ -496,12 +302,12 @@ def _ncnn_rrdbnet(
         growth_channels=growth_channels,
         scale=4,
     )
-    return RRDBNET, kwargs, state_dict
+    return spec, state_dict
 
 
 def _ncnn_srvgg_compact(
     layers: list[NcnnLayer], kinds: Counter, convs: list[_Conv], slopes: list[Tensor], param_path: Path
-) -> tuple[str, dict, dict[str, Tensor]]:
+) -> tuple[NetworkSpec, dict[str, Tensor]]:
     """Map a Real-ESRGAN SRVGGNetCompact export onto its key names.
 
     `body` alternates conv / PReLU and ends with a conv to out*scale^2 channels; PixelShuffle then
@@ -535,7 +341,8 @@ def _ncnn_srvgg_compact(
             state_dict[f"body.{2 * index + 1}.weight"] = slopes[index]
     in_channels = convs[0].in_channels
     _require(convs[-1].out_channels == in_channels * scale * scale, param_path, "last convolution's channels")
-    kwargs = _builder_kwargs(
+    spec = spec_from_shapes(
+        "srvgg_compact",
         in_channels=in_channels,
         out_channels=in_channels,
         num_features=convs[0].out_channels,
@@ -543,4 +350,11 @@ def _ncnn_srvgg_compact(
         scale=scale,
         activation="prelu",
     )
-    return SRVGG_COMPACT, kwargs, state_dict
+    return spec, state_dict
+
+
+def read(param_path: Path) -> ModelFile:
+    """The model in an ncnn export; its `.bin` must sit next to the `.param`."""
+    bin_path = param_path.with_suffix(".bin")
+    spec, state_dict = convert_ncnn(param_path, bin_path)
+    return ModelFile(spec, state_dict, {"source": f"ncnn export {param_path.name} + {bin_path.name}"}, "ncnn")

@@ -1,5 +1,5 @@
-"""Model files: srgan safetensors round trips, foreign BasicSR .pth, refusal of unsafe or broken files,
-architecture recognition, and the ncnn reader's handling of damaged or unexpected exports."""
+"""srgan.modelfiles: srgan safetensors round trips, foreign BasicSR .pth, refusal of unsafe or broken
+files, architecture recognition, and the ncnn reader's handling of damaged or unexpected exports."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import torch
 
 from srgan.archs.registry import build_arch
 from srgan.errors import SrganError
-from srgan.weights import convert_ncnn, describe_state_dict, read_model_file, save_model
+from srgan.archs.registry import recognise
+from srgan.archs.spec import NetworkSpec
+from srgan.modelfiles import read, save_model
+from srgan.modelfiles.ncnn import convert_ncnn
+from srgan.modelfiles.srgan_safetensors import read_header
 
 TINY_RRDBNET = {
     "in_channels": 3,
@@ -46,27 +50,27 @@ def test_round_trip_keeps_weights_and_metadata(tmp_path):
         model,
         arch="srvgg_compact",
         kwargs=TINY_SRVGG,
-        scale=2,
         metadata={"trained_on": "DIV2K", "iterations": 1200, "license": "MIT"},
     )
 
-    state_dict, metadata = read_model_file(path)
+    model_file = read(path)
+    header = read_header(path)
 
-    assert_same_weights(state_dict, model.state_dict())
-    assert metadata["format"] == "srgan"
-    assert metadata["arch"] == "srvgg_compact"
-    assert metadata["scale"] == "2"
-    assert json.loads(metadata["kwargs"]) == TINY_SRVGG
-    assert (metadata["trained_on"], metadata["iterations"], metadata["license"]) == ("DIV2K", "1200", "MIT")
+    assert_same_weights(model_file.state_dict, model.state_dict())
+    assert model_file.spec == NetworkSpec("srvgg_compact", TINY_SRVGG) and model_file.spec.scale == 2
+    assert (header["format"], header["arch"], json.loads(header["kwargs"])) == ("srgan", "srvgg_compact", TINY_SRVGG)
+    assert "scale" not in header, "the scale's one home is the kwargs"
+    provenance = model_file.provenance
+    assert (provenance["trained_on"], provenance["iterations"], provenance["license"]) == ("DIV2K", "1200", "MIT")
     assert not list(tmp_path.glob("*.partial")), "the atomic writer left its temporary file behind"
 
 
 def test_fp16_storage_keeps_weights_close(tmp_path):
     model = randomized(build_arch("srvgg_compact", TINY_SRVGG))
     half = tmp_path / "half.safetensors"
-    save_model(half, model, arch="srvgg_compact", kwargs=TINY_SRVGG, scale=2, dtype=torch.float16)
+    save_model(half, model, arch="srvgg_compact", kwargs=TINY_SRVGG, dtype=torch.float16)
 
-    state_dict, _ = read_model_file(half)
+    state_dict = read(half).state_dict
 
     assert all(tensor.dtype == torch.float16 for tensor in state_dict.values())
     for key, tensor in model.state_dict().items():
@@ -81,12 +85,10 @@ def test_basicsr_pth_with_ema_and_module_prefix_loads_strictly(tmp_path):
     path = tmp_path / "RealESRGAN_tiny.pth"
     torch.save({"params": plain, "params_ema": ema}, path)
 
-    state_dict, metadata = read_model_file(path)
+    model_file = read(path)
 
-    fresh = build_arch("rrdbnet", json.loads(metadata["kwargs"]))
-    fresh.load_state_dict(state_dict, strict=True)
-    assert_same_weights(fresh.state_dict(), model.state_dict())
-    assert metadata["arch"] == "rrdbnet" and json.loads(metadata["kwargs"]) == TINY_RRDBNET
+    assert_same_weights(model_file.build().state_dict(), model.state_dict())
+    assert model_file.spec == NetworkSpec("rrdbnet", TINY_RRDBNET) and model_file.layout == "BasicSR"
 
 
 def test_safetensors_without_srgan_header_is_recognised(tmp_path):
@@ -96,9 +98,7 @@ def test_safetensors_without_srgan_header_is_recognised(tmp_path):
     path = tmp_path / "from-elsewhere.safetensors"
     save_file(model.state_dict(), str(path))
 
-    _, metadata = read_model_file(path)
-
-    assert metadata["arch"] == "rrdbnet" and json.loads(metadata["kwargs"]) == TINY_RRDBNET
+    assert read(path).spec == NetworkSpec("rrdbnet", TINY_RRDBNET)
 
 
 @pytest.mark.parametrize(
@@ -113,12 +113,13 @@ def test_safetensors_without_srgan_header_is_recognised(tmp_path):
 )
 def test_architecture_is_recognised_from_foreign_weights(arch, kwargs):
     state_dict = build_arch(arch, kwargs).state_dict()
-    assert describe_state_dict(state_dict) == (arch, kwargs)
+    spec, _, _ = recognise(state_dict)
+    assert spec == NetworkSpec(arch, kwargs)
 
 
 def test_unrecognised_weights_are_not_guessed():
     edsr_like = {"head.0.weight": torch.zeros(8, 3, 3, 3), "tail.0.weight": torch.zeros(3, 8, 3, 3)}
-    assert describe_state_dict(edsr_like) is None
+    assert recognise(edsr_like) is None
 
 
 def test_pth_with_pickled_class_is_refused_without_running_it(tmp_path):
@@ -126,8 +127,8 @@ def test_pth_with_pickled_class_is_refused_without_running_it(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"params": {"conv.weight": torch.zeros(1)}, "payload": RunsCodeWhenUnpickled(str(marker))}, path)
 
-    with pytest.raises(SrganError, match=r"evil\.pth: refused.*touch_marker"):
-        read_model_file(path)
+    with pytest.raises(SrganError, match=r"evil\.pth: refused: the file's pickle references code \(.*touch_marker\)"):
+        read(path)
     assert not marker.exists()
 
 
@@ -159,22 +160,22 @@ def test_broken_or_foreign_files_name_the_file(tmp_path, file_name, content, mes
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(SrganError, match=message):
-        read_model_file(path)
+        read(path)
 
 
 def test_truncated_safetensors_is_refused(tmp_path):
     path = tmp_path / "cut.safetensors"
-    save_model(path, build_arch("srvgg_compact", TINY_SRVGG), arch="srvgg_compact", kwargs=TINY_SRVGG, scale=2)
+    save_model(path, build_arch("srvgg_compact", TINY_SRVGG), arch="srvgg_compact", kwargs=TINY_SRVGG)
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(SrganError, match=r"cut\.safetensors: not a readable safetensors"):
-        read_model_file(path)
+        read(path)
 
 
 def test_pth_without_tensors_is_refused(tmp_path):
     path = tmp_path / "optimizer.pth"
     torch.save({"epoch": 3, "lr": 0.1}, path)
     with pytest.raises(SrganError, match=r"optimizer\.pth: no state dict of tensors"):
-        read_model_file(path)
+        read(path)
 
 
 # --- ncnn exports (the real files of the `pretrained` extra) ------------------------------------
@@ -197,10 +198,10 @@ def animevideo_export(tmp_path, realesrgan_models) -> tuple[Path, Path]:
 
 
 def test_ncnn_export_converts_to_srvgg_compact(animevideo_export):
-    arch, kwargs, state_dict = convert_ncnn(*animevideo_export)
+    spec, state_dict = convert_ncnn(*animevideo_export)
 
-    assert arch == "srvgg_compact"
-    assert kwargs == {
+    assert spec.arch == "srvgg_compact"
+    assert dict(spec.kwargs) == {
         "in_channels": 3,
         "out_channels": 3,
         "num_features": 64,
@@ -208,16 +209,16 @@ def test_ncnn_export_converts_to_srvgg_compact(animevideo_export):
         "scale": 4,
         "activation": "prelu",
     }
-    build_arch(arch, kwargs).load_state_dict(state_dict, strict=True)
+    spec.build().load_state_dict(state_dict, strict=True)
     # PReLU slopes are read as fp32, not as a tagged fp16 blob: real slopes are small and non-zero
     slopes = state_dict["body.1.weight"]
     assert slopes.abs().max() < 2 and slopes.abs().min() > 0
 
 
-def test_param_file_loads_through_read_model_file(animevideo_export):
-    state_dict, metadata = read_model_file(animevideo_export[0])
-    assert metadata["arch"] == "srvgg_compact" and "anime.param" in metadata["source"]
-    assert "body.34.weight" in state_dict
+def test_param_file_loads_through_read(animevideo_export):
+    model_file = read(animevideo_export[0])
+    assert model_file.spec.arch == "srvgg_compact" and "anime.param" in model_file.provenance["source"]
+    assert "body.34.weight" in model_file.state_dict
 
 
 def test_truncated_ncnn_bin_is_refused(animevideo_export):
@@ -277,11 +278,11 @@ def test_truncated_param_file_is_refused(animevideo_export):
 
 
 def test_rrdbnet_export_converts_with_basicsr_names(realesrgan_models):
-    arch, kwargs, state_dict = convert_ncnn(
+    spec, state_dict = convert_ncnn(
         realesrgan_models / "REALESRGAN_X4PLUSANIME_UP4X.param", realesrgan_models / "REALESRGAN_X4PLUSANIME_UP4X.bin"
     )
-    assert arch == "rrdbnet"
-    assert kwargs == {
+    assert spec.arch == "rrdbnet"
+    assert dict(spec.kwargs) == {
         "in_channels": 3,
         "out_channels": 3,
         "num_features": 64,
@@ -289,4 +290,4 @@ def test_rrdbnet_export_converts_with_basicsr_names(realesrgan_models):
         "growth_channels": 32,
         "scale": 4,
     }
-    build_arch(arch, kwargs).load_state_dict(state_dict, strict=True)
+    spec.build().load_state_dict(state_dict, strict=True)

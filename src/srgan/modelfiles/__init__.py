@@ -1,0 +1,173 @@
+"""Model files: every format srgan reads or writes, through one `read` and one `write`.
+
+`read(path) -> ModelFile(spec, state_dict, provenance)` takes srgan's safetensors (weights + a header
+saying how to rebuild the network), `.pth` files (BasicSR / Real-ESRGAN `params_ema` / `params`,
+`module.` prefixes, the original ESRGAN layout, BasicSR EDSR and MSRResNet), srgan training
+checkpoints (`.ckpt`, read-only: the generator and the config that built it) and ncnn exports
+(`.param` + `.bin`). Files without srgan's header are recognised from their weights by the
+architecture modules themselves (`srgan.archs.registry.recognise`).
+
+`write(path, model_file)` picks the format from the extension: `.safetensors` (srgan's own, with
+metadata) or `.pth` (a weights-only-loadable `{"params_ema": state_dict}` in BasicSR's key names,
+refused for networks BasicSR does not define). ONNX is written by `srgan.onnx_export`, which needs
+the built network rather than its weights.
+
+The network's scale has one home, the spec's kwargs; a file that states another one anywhere (an
+older header's `scale`, or weights shaped for a different factor) is refused at read, naming both.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from srgan.archs.spec import NetworkSpec
+from srgan.errors import SrganError
+
+SAFETENSORS_SUFFIX = ".safetensors"
+PTH_SUFFIXES = (".pth", ".pt")
+CHECKPOINT_SUFFIX = ".ckpt"
+NCNN_SUFFIX = ".param"
+READ_SUFFIXES = (SAFETENSORS_SUFFIX, *PTH_SUFFIXES, CHECKPOINT_SUFFIX, NCNN_SUFFIX)
+WRITE_SUFFIXES = (SAFETENSORS_SUFFIX, *PTH_SUFFIXES)
+
+
+@dataclass
+class ModelFile:
+    """A generator's weights, which network they belong to, and where they came from.
+
+    `provenance` holds free-form strings (`source`, `license`, `description`, `trained_on`,
+    `iterations`, ...); `layout` says how the file named its weights ("srgan", "BasicSR", "original
+    ESRGAN layout (model.N)", "ncnn", "training checkpoint").
+    """
+
+    spec: NetworkSpec
+    state_dict: dict[str, Tensor]
+    provenance: dict[str, str] = field(default_factory=dict)
+    layout: str = "srgan"
+    path: Path | None = None
+
+    def build(self) -> nn.Module:
+        """The network with these weights loaded (strictly), in eval mode; SrganError if they do not fit."""
+        module = self.spec.build()
+        try:
+            module.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as error:
+            lines = str(error).strip().splitlines()
+            detail = lines[1].strip() if len(lines) > 1 else lines[0]
+            raise SrganError(
+                f"{self.path or self.spec.arch}: the weights do not fit the {self.spec.arch} the file describes ({detail})"
+            ) from None
+        return module.eval()
+
+
+def read(path: str | os.PathLike, *, ema: bool = True) -> ModelFile:
+    """The model file at `path`, whatever its format; SrganError naming the file when it cannot be read.
+
+    For a training checkpoint `ema` picks the EMA weights when the run kept them.
+    """
+    from srgan.modelfiles import checkpoint, ncnn, pth, srgan_safetensors
+
+    path = Path(path)
+    if not path.is_file():
+        raise SrganError(f"{path}: model file not found; check the path")
+    suffix = path.suffix.lower()
+    if suffix == SAFETENSORS_SUFFIX:
+        model_file = srgan_safetensors.read(path)
+    elif suffix in PTH_SUFFIXES:
+        model_file = pth.read(path)
+    elif suffix == CHECKPOINT_SUFFIX:
+        model_file = checkpoint.read(path, ema=ema)
+    elif suffix == NCNN_SUFFIX:
+        model_file = ncnn.read(path)
+    else:
+        raise SrganError(
+            f"{path}: unsupported model file type {suffix!r}; use {', '.join(READ_SUFFIXES)} (ncnn .param with its .bin)"
+        )
+    model_file.path = path
+    return model_file
+
+
+def write(path: str | os.PathLike, model_file: ModelFile, *, dtype: torch.dtype | None = None) -> Path:
+    """Write `model_file` in the format `path`'s extension names, atomically; returns the path.
+
+    `dtype=torch.float16` halves the file: floating tensors are cast, integer buffers kept.
+    """
+    from srgan.modelfiles import pth, srgan_safetensors
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    tensors = {}
+    for key, tensor in model_file.state_dict.items():
+        tensor = tensor.detach().to("cpu")
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        tensors[key] = tensor.contiguous()
+    model_file = replace(model_file, state_dict=tensors)
+    if suffix == SAFETENSORS_SUFFIX:
+        srgan_safetensors.write(path, model_file)
+    elif suffix in PTH_SUFFIXES:
+        pth.write(path, model_file)
+    else:
+        raise SrganError(
+            f"{path}: cannot write model files of type {suffix!r}; use .safetensors or .pth "
+            "(ONNX: `srgan export MODEL -o OUT.onnx`)"
+        )
+    return path
+
+
+def save_model(
+    path: str | os.PathLike,
+    model: nn.Module | dict[str, Tensor],
+    *,
+    arch: str,
+    kwargs: dict,
+    metadata: dict[str, object] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write a module (or state dict) built as `arch(**kwargs)`: `write(path, from_module(...))`."""
+    return write(path, from_module(model, NetworkSpec(arch, kwargs), metadata), dtype=dtype)
+
+
+def from_module(module: nn.Module | dict[str, Tensor], spec: NetworkSpec, provenance: dict[str, object] | None = None) -> ModelFile:
+    """A ModelFile for a module (or state dict) built from `spec`; provenance values become strings."""
+    state_dict = module.state_dict() if isinstance(module, nn.Module) else dict(module)
+    return ModelFile(spec, state_dict, {str(key): str(value) for key, value in (provenance or {}).items()})
+
+
+def recognised(state_dict: dict[str, Tensor], path: Path, *, stated: NetworkSpec | None = None) -> tuple[NetworkSpec, dict[str, Tensor], str]:
+    """(spec, state dict in srgan names, layout) for weights from `path`.
+
+    `stated` is the spec the file's own metadata gives; when the weights are also recognisable, the
+    two must agree on the scale (the one mismatch that would otherwise surface only at the first
+    forward pass, as a wrong output size).
+    """
+    from srgan.archs.registry import ARCHITECTURES, recognise
+
+    found = recognise(state_dict)
+    if stated is not None:
+        if found is not None and found[0].arch == stated.arch and found[0].scale != stated.scale:
+            raise SrganError(
+                f"{path}: the file says scale x{stated.scale} but its weights are shaped for x{found[0].scale}; "
+                "re-export the model"
+            )
+        return stated, state_dict, "srgan"
+    if found is None:
+        known = ", ".join(name for name, entry in ARCHITECTURES.items() if entry.describe is not None)
+        raise SrganError(
+            f"{path}: the network's architecture is not recorded in the file and its weights match none srgan "
+            f"recognises ({known}, incl. the original ESRGAN layout); use an srgan .safetensors file"
+        )
+    return found
+
+
+def spec_named_by(path: Path, arch: str, kwargs: dict) -> NetworkSpec:
+    """NetworkSpec(arch, kwargs) with an unknown arch or option reported against `path`."""
+    try:
+        return NetworkSpec(arch, kwargs)
+    except SrganError as error:
+        raise SrganError(f"{path}: {error}") from None
