@@ -19,14 +19,18 @@ WIDTH, HEIGHT = 32, 24
 AUDIO_RATE = 8000
 
 
-def make_video(path, *, frames=10, pts=None, time_base=Fraction(1, 25), audio=True, size=(WIDTH, HEIGHT)):
-    """An H.264 clip whose frames differ (a moving bar), with a mono AAC sine track as long as the video."""
+def make_video(
+    path, *, frames=10, pts=None, time_base=Fraction(1, 25), audio=True, subtitles=(), size=(WIDTH, HEIGHT)
+):
+    """An H.264 clip whose frames differ (a moving bar), with a mono AAC sine track as long as the video
+    and optionally SubRip subtitles ((start ms, text) pairs)."""
     width, height = size
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=25)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.time_base = video.codec_context.time_base = time_base
         sound = out.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
+        text = out.add_mux_stream("subrip") if subtitles else None
         for index in range(frames):
             pixels = np.zeros((height, width, 3), np.uint8)
             pixels[:, : (index * 3) % width] = 200
@@ -48,7 +52,21 @@ def make_video(path, *, frames=10, pts=None, time_base=Fraction(1, 25), audio=Tr
                     out.mux(packet)
             for packet in sound.encode(None):
                 out.mux(packet)
+        for start, line in subtitles:
+            packet = av.Packet(line.encode())
+            packet.stream, packet.time_base = text, Fraction(1, 1000)
+            packet.pts = packet.dts = start
+            packet.duration = 80
+            out.mux(packet)
     return path
+
+
+def subtitle_packets(path):
+    with av.open(str(path)) as container:
+        if not container.streams.subtitles:
+            return []
+        stream = container.streams.subtitles[0]
+        return [(p.pts * stream.time_base, bytes(p)) for p in container.demux(stream) if p.dts is not None]
 
 
 def probe(path):
@@ -92,6 +110,18 @@ def test_round_trip_keeps_frames_timestamps_and_audio(tmp_path, upscaler, suffix
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_subtitles_are_copied_and_left_out_where_the_container_has_no_place(tmp_path, upscaler):
+    source = make_video(tmp_path / "clip.mkv", subtitles=[(0, "hello"), (200, "world")])
+    result = upscale_video(upscaler, source, tmp_path / "big.mkv")
+    assert result.copied_streams == 2 and result.dropped == ()
+    assert subtitle_packets(tmp_path / "big.mkv") == [(0, b"hello"), (Fraction(1, 5), b"world")]
+    assert probe(tmp_path / "big.mkv")[3] == probe(source)[3]
+    with pytest.warns(UserWarning, match=r"cannot hold stream 2 \(subtitle, srt\).*write to \.mkv"):
+        as_mp4 = upscale_video(upscaler, source, tmp_path / "big.mp4")
+    assert as_mp4.copied_streams == 1 and as_mp4.dropped == ("stream 2 (subtitle, srt)",)
+    assert len(probe(tmp_path / "big.mp4")[1]) == 10
+
+
 def test_upscaled_frames_are_the_models_output(tmp_path, upscaler):
     source = make_video(tmp_path / "clip.mp4", audio=False)
     target = tmp_path / "big.mkv"
@@ -131,6 +161,10 @@ def test_gif_and_webm_outputs(tmp_path, upscaler):
         gif = upscale_video(upscaler, source, tmp_path / "clip.gif")
     assert gif.dropped == ("stream 1 (audio, aac)",) and gif.copied_streams == 0
     assert gif.codec == "gif" and probe(tmp_path / "clip.gif")[0] == (128, 96)
+    with pytest.warns(UserWarning, match="webm file cannot hold stream 1"):  # webm takes Opus/Vorbis, not AAC
+        webm = upscale_video(upscaler, source, tmp_path / "clip.webm", options=VideoOptions(crf=40))
+    assert webm.codec == "libvpx-vp9" and webm.copied_streams == 0
+    assert len(probe(tmp_path / "clip.webm")[1]) == 8
     assert len(probe(tmp_path / "clip.gif")[1]) == 8
     again = upscale_video(upscaler, tmp_path / "clip.gif", tmp_path / "clip_gif.mp4")
     assert again.frames == 8 and (again.width, again.height) == (512, 384)
