@@ -9,6 +9,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from srgan.cli import upscale_video
+
 # --format choices -> file extension written
 FORMAT_EXTENSIONS = {
     "png": ".png",
@@ -85,6 +87,7 @@ def register(subparsers) -> None:
         "--max-pixels", type=int, metavar="N", help="refuse inputs with more pixels (default: 100 million; 0: no limit)"
     )
     parser.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
+    upscale_video.add_arguments(parser)
     parser.set_defaults(handler=upscale_command)
 
 
@@ -96,9 +99,10 @@ def upscale_command(args: argparse.Namespace) -> int:
     _check_numbers(args)
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels or None
     model = load_model(args.model or DEFAULT_MODEL, scale=args.scale)
-    sources, failures = _expand_inputs(args.inputs)
     scale_label = f"{args.outscale:g}" if args.outscale else str(model.scale)
     suffix = f"_x{scale_label}" if args.suffix is None else args.suffix
+    video_jobs = upscale_video.take_videos(args, suffix)
+    sources, failures = _expand_inputs(args.inputs) if args.inputs or not video_jobs else ([], [])
     jobs = _plan_outputs(sources, args.output, suffix, args.format)
     for message in failures:
         _report(message)
@@ -114,8 +118,11 @@ def upscale_command(args: argparse.Namespace) -> int:
             runtime=args.runtime,
         )
         written, skipped, failed = _run_jobs(jobs, upscaler, args, max_pixels)
-    failed += len(failures)
-    print(f"upscaled {written} image(s) with {model.name} x{scale_label}; {skipped} skipped, {failed} failed")
+        videos, videos_skipped, videos_failed = upscale_video.run_videos(video_jobs, upscaler, args, _report)
+    failed += len(failures) + videos_failed
+    skipped += videos_skipped
+    also = f" and {videos} video(s)" if video_jobs else ""
+    print(f"upscaled {written} image(s){also} with {model.name} x{scale_label}; {skipped} skipped, {failed} failed")
     return 1 if failed else 0
 
 
