@@ -215,6 +215,8 @@ def _run(upscaler, source, sink, src: Path, dst: Path, options: VideoOptions, pr
     try:
         while True:
             item = get(decoded)
+            if stop.is_set():  # the reader or the writer failed: its error is raised below
+                break
             if isinstance(item, _Frame):
                 frames.append(item)
             elif item is not end:
