@@ -230,9 +230,15 @@ def test_an_engine_failure_midway_leaves_no_partial_output(tmp_path, upscaler):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
-def test_is_video_path():
+def test_is_video_path(tmp_path):
+    from PIL import Image
+
     assert is_video_path("a/b.MP4") and is_video_path("c.webm") and is_video_path("d.gif")
     assert not is_video_path("e.png") and not is_video_path("frames")
+    still, moving = Image.new("RGB", (4, 4), "red"), Image.new("RGB", (4, 4), "blue")
+    still.save(tmp_path / "still.gif")
+    still.save(tmp_path / "moving.gif", save_all=True, append_images=[moving])
+    assert not is_video_path(tmp_path / "still.gif") and is_video_path(tmp_path / "moving.gif")
 
 
 def test_cli_upscales_videos_beside_images_and_frames_folders(tmp_path, capsys):

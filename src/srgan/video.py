@@ -55,8 +55,20 @@ INSTALL_HINT = 'pip install "srgan[video]"'
 
 
 def is_video_path(path: str | Path) -> bool:
-    """True when `path` names a video file srgan reads and writes (by extension)."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+    """True when `path` names a video file srgan reads and writes, by extension; an existing `.gif`
+    only when animated (a still GIF is an image, better served by `imageio` than a 256-colour encode)."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        return False
+    if path.suffix.lower() != ".gif" or not path.is_file():
+        return True
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1) > 1
+    except OSError:
+        return False  # imageio reports the unreadable file
 
 
 @dataclass(frozen=True)
