@@ -139,6 +139,25 @@ def test_gan_step_updates_generator_and_discriminator(tiny_recipe, tmp_path):
     assert 0 < logs["discriminator_score"].item() < 1
 
 
+def test_discriminator_init_is_checked_first_and_loaded(tiny_recipe, tmp_path):
+    from srgan.train.config import check_resources
+    from srgan.train.module import SRModule
+
+    missing = load_config(tiny_recipe, ["preset=gan", f"discriminator.init={tmp_path / 'absent.ckpt'}"])
+    with pytest.raises(SrganError, match=r"'discriminator\.init'.*absent\.ckpt not found"):
+        check_resources(missing)
+    trained = SRModule(load_config(tiny_recipe, ["preset=gan"])).discriminator
+    torch.save({"params": trained.state_dict()}, tmp_path / "d.pth")  # BasicSR's layout
+    config = load_config(tiny_recipe, ["preset=gan", f"discriminator.init={tmp_path / 'd.pth'}"])
+    check_resources(config)
+    loaded = SRModule(config).discriminator
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()))
+    torch.save({"params": {"nothing": torch.zeros(1)}}, tmp_path / "other.pth")
+    wrong = load_config(tiny_recipe, ["preset=gan", f"discriminator.init={tmp_path / 'other.pth'}"])
+    with pytest.raises(SrganError, match=r"discriminator\.init .*other\.pth: does not fit"):
+        SRModule(wrong)
+
+
 def test_warmup_steps_leave_the_discriminator_alone(tiny_recipe, tmp_path):
     config = load_config(tiny_recipe, ["preset=gan"])
     from srgan.train.module import SRModule

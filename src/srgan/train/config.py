@@ -345,8 +345,9 @@ def load_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Train
 
 def _expand_home(config: TrainConfig) -> None:
     """`~/...` in weight paths (where `srgan models fetch-vgg19` writes) means the user's home."""
-    if config.generator.init:
-        config.generator.init = str(Path(config.generator.init).expanduser())
+    for network in (config.generator, config.discriminator):
+        if network is not None and network.init:
+            network.init = str(Path(network.init).expanduser())
     if config.losses.perceptual is not None:
         config.losses.perceptual.weights = str(Path(config.losses.perceptual.weights).expanduser())
     if config.discriminator is not None and isinstance(config.discriminator.kwargs.get("weights_path"), str):
@@ -472,6 +473,12 @@ def check_resources(config: TrainConfig) -> None:
             f"config key 'generator.init': {config.generator.init} not found; train and export that model first "
             "(see docs/TRAINING.md) or set generator.init=null with train.pixel_warmup_iterations"
         )
+    if config.discriminator is not None and config.discriminator.init:
+        if not Path(config.discriminator.init).is_file():
+            raise SrganError(
+                f"config key 'discriminator.init': {config.discriminator.init} not found; give a training "
+                "checkpoint (.ckpt) or a discriminator state dict (.pth/.safetensors), or set discriminator.init=null"
+            )
     perceptual = config.losses.perceptual
     if perceptual is not None:
         try:

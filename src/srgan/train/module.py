@@ -76,7 +76,42 @@ def build_discriminator(config: TrainConfig) -> nn.Module | None:
 
     if config.discriminator is None:
         return None
-    return build_arch(config.discriminator.arch, config.discriminator.kwargs)
+    discriminator = build_arch(config.discriminator.arch, config.discriminator.kwargs)
+    if config.discriminator.init:
+        state = _discriminator_state(config.discriminator.init)
+        try:
+            discriminator.load_state_dict(state)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0]
+            raise SrganError(
+                f"discriminator.init {config.discriminator.init}: does not fit the configured "
+                f"{config.discriminator.arch} ({first}); use weights of the same discriminator"
+            ) from None
+    return discriminator
+
+
+def _discriminator_state(path: str) -> dict[str, Tensor]:
+    """A discriminator's weights from a training checkpoint (`params_d`) or a plain state-dict file."""
+    from srgan.modelfiles.checkpoint import read_state
+    from srgan.safeload import load_weights_only
+
+    if path.endswith(".ckpt"):
+        state = read_state(path).get("params_d")
+        if not state:
+            raise SrganError(f"discriminator.init {path}: this checkpoint holds no discriminator; "
+                             "use one from a GAN run")
+        return state
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state = load_weights_only(path)
+    # BasicSR saves networks as {"params": state_dict}
+    if isinstance(state, dict) and isinstance(state.get("params"), dict):
+        state = state["params"]
+    if not isinstance(state, dict):
+        raise SrganError(f"discriminator.init {path}: not a state dict; give a .ckpt, .pth or .safetensors file")
+    return state
 
 
 def _adam(parameters, settings: OptimizerConfig) -> torch.optim.Adam:
