@@ -87,6 +87,12 @@ def test_overrides_parse_yaml_scalars_including_bare_exponents(tmp_path, minimal
         parse_override("train.iterations")
 
 
+def test_override_that_is_not_yaml_is_one_message_naming_it():
+    with pytest.raises(SrganError, match=r"--set 'data\.train_dirs=\[a,b': the value is not valid YAML") as caught:
+        parse_override("data.train_dirs=[a,b")
+    assert "\n" not in str(caught.value)
+
+
 def test_preset_is_merged_over_the_base_and_unknown_presets_are_named(tmp_path, minimal):
     minimal["presets"] = {"quick": {"train": {"iterations": 3}, "note": "fast"}}
     path = write_config(tmp_path / "c.yaml", minimal)

@@ -301,7 +301,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = key.strip().split(".")
     if not sep or not all(parts):
         raise SrganError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set train.iterations=1000")
-    return parts, parse_yaml_scalar(value)
+    try:
+        return parts, parse_yaml_scalar(value)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SrganError(
+            f"--set {text!r}: the value is not valid YAML ({problem}); quote it or close its brackets, "
+            "e.g. --set \"data.train_dirs=[a,b]\""
+        ) from None
 
 
 def _set_nested(raw: dict[str, Any], parts: list[str], value: Any) -> None:
