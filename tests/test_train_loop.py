@@ -182,6 +182,32 @@ def test_nan_loss_stops_the_run_without_a_nan_checkpoint(tiny_recipe, tmp_path):
         assert all(torch.isfinite(tensor).all() for tensor in params.values())
 
 
+def test_full_disk_is_one_message_recorded_in_train_log(tiny_recipe, tmp_path, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "samples" / "x.png"))
+
+    monkeypatch.setattr("srgan.train.trainer.save_sample_grid", full)
+    with pytest.raises(SrganError, match=r"^no space left on device: .*x\.png; free space, then rerun with --resume auto$"):
+        train(load_config(tiny_recipe), tmp_path / "run")
+    assert "ERROR no space left on device" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_checkpoint_writer_failing_on_a_full_disk_says_so(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 128 vs 64")
+
+    monkeypatch.setattr(torch, "save", broken)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1, 1, 0))
+    with pytest.raises(OSError) as caught:
+        ckpt.save_checkpoint(tmp_path / "a.ckpt", {"params": {}})
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "a.ckpt")
+
+
 def test_checkpoint_with_nan_weights_is_refused(tmp_path):
     with pytest.raises(SrganError, match="contains NaN or inf"):
         ckpt.save_checkpoint(tmp_path / "x.ckpt", {"params": {"w": torch.tensor([1.0, float("nan")])}})

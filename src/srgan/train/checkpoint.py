@@ -8,8 +8,10 @@ iteration, RNG states (python, numpy, torch, cuda, data sampler) and the config 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import re
 from pathlib import Path
 from typing import Any
@@ -41,8 +43,14 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         for name, tensor in (state.get(key) or {}).items():
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise SrganError(f"not writing {path}: {key}.{name} contains NaN or inf; the run has diverged")
-    with atomic_write(path) as temp_path:
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, temp_path)
+    try:
+        with atomic_write(path) as temp_path:
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, temp_path)
+    except RuntimeError as error:
+        # torch's zip writer reports a full disk as "[enforce fail ...] unexpected pos"
+        if shutil.disk_usage(path.parent).free < (64 << 20):
+            raise OSError(errno.ENOSPC, "no space left on device", str(path)) from None
+        raise SrganError(f"{path}: writing the checkpoint failed ({str(error).splitlines()[0]}); check the disk") from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

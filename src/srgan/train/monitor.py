@@ -56,6 +56,14 @@ def setup_logging(run_dir: Path | None) -> None:
         logger.addHandler(file_handler)
 
 
+def record_error(message: str) -> None:
+    """Put the error that ends a run into train.log (the CLI prints it on the console itself)."""
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def close_log_file() -> None:
     """Stop writing RUN_DIR/train.log (the console keeps the messages)."""
     for handler in list(logger.handlers):

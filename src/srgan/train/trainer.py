@@ -8,6 +8,7 @@ behind `srgan train`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import time
@@ -32,6 +33,7 @@ from srgan.train.monitor import (
     Monitor,
     close_log_file,
     plot_metrics,
+    record_error,
     save_sample_grid,
     setup_logging,
 )
@@ -343,6 +345,16 @@ class Trainer:
             self._announce()
         try:
             return self._run(resume)
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            failure = SrganError(f"no space left on device: {error.filename or self.run_dir}; "
+                                 "free space, then rerun with --resume auto")
+            record_error(str(failure))
+            raise failure from None
+        except SrganError as error:
+            record_error(str(error))
+            raise
         finally:
             close_log_file()
 
