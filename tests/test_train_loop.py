@@ -182,6 +182,24 @@ def test_nan_loss_stops_the_run_without_a_nan_checkpoint(tiny_recipe, tmp_path):
         assert all(torch.isfinite(tensor).all() for tensor in params.values())
 
 
+def test_nan_names_its_iteration_and_no_checkpoint_follows_it(tiny_recipe, tmp_path, monkeypatch):
+    from srgan import losses
+
+    calls = []
+    forward = losses.PixelLoss.forward
+
+    def nan_at_second(self, *args):
+        calls.append(1)
+        value = forward(self, *args)
+        return value * float("nan") if len(calls) == 2 else value
+
+    monkeypatch.setattr(losses.PixelLoss, "forward", nan_at_second)
+    config = load_config(tiny_recipe, ["checkpoint.every=5", "log.every=5", "train.iterations=20"])
+    with pytest.raises(SrganError, match=r"^iteration 2: l_g_total is nan, training diverged"):
+        train(config, tmp_path / "run")
+    assert ckpt.iteration_checkpoints(tmp_path / "run") == []
+
+
 def test_full_disk_is_one_message_recorded_in_train_log(tiny_recipe, tmp_path, monkeypatch):
     import errno
 
