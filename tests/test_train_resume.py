@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,9 @@ def test_resumed_gan_run_repeats_the_uninterrupted_losses(tiny_recipe, tmp_path)
         expected, resumed = train_losses(whole, key), train_losses(half, key)
         assert resumed.keys() == expected.keys()
         assert all(abs(resumed[i] - expected[i]) <= 1e-6 for i in expected), key
+    # the summary counts what the resumed invocation trained, not the run's total
+    summary = re.search(r"trained (\d+) iterations \(iterations 7-(\d+), resumed at 6\)", (half / "train.log").read_text())
+    assert summary and int(summary[1]) == int(summary[2]) - 6
 
 
 def test_fresh_run_refuses_a_folder_with_checkpoints(tiny_recipe, tmp_path):

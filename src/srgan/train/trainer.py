@@ -403,7 +403,7 @@ class Trainer:
         config = self.config
         module.train()
         warmup_end = config.train.pixel_warmup_iterations if module.discriminator is not None else 0
-        started = time.perf_counter()
+        started, first = time.perf_counter(), self.iteration
         while self.iteration < config.train.iterations:
             lr, hr = next(batches)
             self.iteration += 1
@@ -442,4 +442,5 @@ class Trainer:
                 self._save_checkpoint(self._state(module, optimizers, schedulers), periodic=periodic, best=improved)
             if validate_now or periodic:
                 distributed.wait_for_main(self.place)
-        logger.info("trained %d iterations in %.1f s", self.iteration, time.perf_counter() - started)
+        resumed = f" (iterations {first + 1}-{self.iteration}, resumed at {first})" if first else ""
+        logger.info("trained %d iterations%s in %.1f s", self.iteration - first, resumed, time.perf_counter() - started)
