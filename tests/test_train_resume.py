@@ -76,3 +76,16 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny_recipe, tmp_path):
     iterations = [r["iteration"] for r in read_metrics(run_dir) if r["kind"] == "train"]
     assert iterations == list(range(1, target + 1))  # the killed run's records past the checkpoint are dropped
     assert ckpt.iteration_checkpoints(run_dir)[0][0] == target
+
+
+def test_resume_auto_exports_the_generator_a_killed_final_export_never_wrote(tiny_recipe, tmp_path):
+    run_dir = train(load_config(tiny_recipe, ["train.iterations=6"]), tmp_path / "run")
+    (run_dir / "generator.safetensors").unlink()
+    # what SIGKILL during the export leaves: an empty temporary file of a writer that no longer runs
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = run_dir / f".generator.safetensors.{int(finished.stdout)}-abcd1234.partial"
+    leftover.write_bytes(b"")
+    train(load_config(tiny_recipe, ["train.iterations=6"]), run_dir, resume="auto")
+    assert (run_dir / "generator.safetensors").stat().st_size > 0
+    assert not leftover.exists()
+    assert "done: 6 iterations; generator written to" in (run_dir / "train.log").read_text()

@@ -22,7 +22,7 @@ import yaml
 from torch import Tensor
 
 from srgan.errors import SrganError
-from srgan.fileutil import atomic_write
+from srgan.fileutil import atomic_write, remove_stale_partials
 from srgan.train import checkpoint as ckpt
 from srgan.train import distributed
 from srgan.train.config import TrainConfig, check_resources
@@ -374,7 +374,15 @@ class Trainer:
         if found is not None:
             self._restore(*found, module, optimizers, schedulers)
         distributed.seed_process(config.train.seed, self.place, self.iteration, deterministic=config.train.deterministic)
+        if self.is_main:
+            # a run killed while writing (SIGKILL, power loss) leaves its temporary files behind
+            for folder in (self.run_dir, ckpt.checkpoint_dir(self.run_dir)):
+                remove_stale_partials(folder)
         if self.iteration >= config.train.iterations:
+            if self.is_main and found is not None and not (self.run_dir / GENERATOR_FILE).is_file():
+                # the run was killed during its final export: finish that instead of doing nothing
+                self._export(found[0], ema=module.ema is not None)
+                return self.run_dir
             logger.info("the run is already at iteration %d of %d; nothing to do", self.iteration, config.train.iterations)
             return self.run_dir
         if self.is_main:
@@ -391,13 +399,15 @@ class Trainer:
             if monitor is not None:
                 monitor.close()
         if self.is_main:
-            from srgan.models import export_model
-
-            export_path = self.run_dir / GENERATOR_FILE
-            last = ckpt.iteration_checkpoint_path(self.run_dir, self.iteration)
-            export_model(last, export_path, ema=module.ema is not None)
-            logger.info("done: %d iterations; generator written to %s", self.iteration, export_path)
+            self._export(ckpt.iteration_checkpoint_path(self.run_dir, self.iteration), ema=module.ema is not None)
         return self.run_dir
+
+    def _export(self, checkpoint: Path, *, ema: bool) -> None:
+        from srgan.models import export_model
+
+        export_path = self.run_dir / GENERATOR_FILE
+        export_model(checkpoint, export_path, ema=ema)
+        logger.info("done: %d iterations; generator written to %s", self.iteration, export_path)
 
     def _loop(self, module: SRModule, optimizers: dict, schedulers: dict, batches, val_set, monitor) -> None:
         config = self.config
