@@ -36,6 +36,13 @@ def test_resumed_gan_run_repeats_the_uninterrupted_losses(tiny_recipe, tmp_path)
     assert summary and int(summary[1]) == int(summary[2]) - 6
 
 
+def test_resume_names_the_started_config_and_what_differs(tiny_recipe, tmp_path):
+    run_dir = train(load_config(tiny_recipe, ["preset=gan", "train.iterations=4"]), tmp_path / "run")
+    with pytest.raises(SrganError, match=r"generator\.init.*not found.*resuming: the run was started with "
+                                         r"preset='gan'.*generator\.init="):
+        train(load_config(tiny_recipe, [f"generator.init={tmp_path / 'absent.safetensors'}"]), run_dir, resume="auto")
+
+
 def test_fresh_run_refuses_a_folder_with_checkpoints(tiny_recipe, tmp_path):
     config = load_config(tiny_recipe, ["train.iterations=6"])
     train(config, tmp_path / "run")

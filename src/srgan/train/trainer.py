@@ -252,6 +252,25 @@ class Trainer:
             "best_psnr": self.best_psnr,
         }
 
+    def _differences_from_started_run(self, resume: str | None) -> str:
+        """What this config changes against the one stored in the checkpoint that `resume` picks ("" if nothing)."""
+        if resume is None:
+            return ""
+        if resume == "auto":
+            found = ckpt.find_resume_checkpoint(self.run_dir)
+        else:
+            found = Path(resume), ckpt.load_checkpoint(resume)
+        if found is None or not isinstance(found[1].get("config"), dict):
+            return ""
+        path, state = found
+        before, now = _flatten(state["config"]), _flatten(self.config.to_dict())
+        changed = [f"{key}={now.get(key)!r} (was {before.get(key)!r})" for key in sorted(before.keys() | now.keys())
+                   if before.get(key) != now.get(key)]
+        if not changed:
+            return ""
+        return (f"the run was started with preset={state['config'].get('preset')!r}; this config differs from "
+                f"{path.name}'s in " + ", ".join(changed))
+
     def _find_resume_state(self, resume: str | None) -> tuple[Path, dict[str, Any]] | None:
         existing = ckpt.iteration_checkpoints(self.run_dir)
         if resume is None:
@@ -339,10 +358,18 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------------------------
 
     def fit(self, resume: str | None = None) -> Path:
-        check_resources(self.config)
+        differences = self._differences_from_started_run(resume)
+        try:
+            check_resources(self.config)
+        except SrganError as error:
+            if differences:
+                raise SrganError(f"{error} (resuming: {differences})") from None
+            raise
         if self.is_main:
             setup_logging(self.run_dir)
             self._announce()
+            if differences:
+                logger.info("resuming: %s", differences)
         try:
             return self._run(resume)
         except OSError as error:
@@ -454,3 +481,13 @@ class Trainer:
                 distributed.wait_for_main(self.place)
         resumed = f" (iterations {first + 1}-{self.iteration}, resumed at {first})" if first else ""
         logger.info("trained %d iterations%s in %.1f s", self.iteration - first, resumed, time.perf_counter() - started)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
