@@ -440,3 +440,10 @@ def test_app_reports_progress_position_and_refuses_when_full():
         for job in (running, waiting.json()):
             assert wait_for_job(http, job)["status"] == "done"
             assert http.get(f"/api/jobs/{job['id']}/result").status_code == 200
+
+
+def test_retry_after_is_spread_so_refused_clients_do_not_retry_together(tmp_path):
+    queue = JobQueue(tmp_path / "work", lambda job, report: (1, 1), max_waiting=1, result_ttl_s=60)
+    waits = [queue.estimate_wait_s() for _ in range(200)]
+    # no finished job yet: the 5 s guess gives a 10 s base, spread over 10..22 s
+    assert min(waits) >= 10 and max(waits) <= 22 and len(set(waits)) > 5

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import enum
 import logging
+import random
 import shutil
 import threading
 import time
@@ -139,8 +140,10 @@ class JobQueue:
     def estimate_wait_s(self) -> int:
         """Seconds a client refused with 503 should wait before trying again."""
         typical = sum(self._recent_durations) / len(self._recent_durations) if self._recent_durations else 5.0
-        # Time until the job in progress and the one ahead of a new arrival are done, kept in a sane range.
-        return max(1, min(120, round(typical * 2)))
+        # Time until the job in progress and the one ahead of a new arrival are done, kept in a sane range,
+        # spread at random up to twice that (+2 s) so that refused clients do not all retry in the same instant.
+        base = max(1, min(120, round(typical * 2)))
+        return random.randint(base, min(240, 2 * base + 2))
 
     def _is_expired(self, job: Job, now: float) -> bool:
         return job.finished_at is not None and now - job.finished_at > self.result_ttl_s
