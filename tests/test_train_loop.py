@@ -158,6 +158,19 @@ def test_discriminator_init_is_checked_first_and_loaded(tiny_recipe, tmp_path):
         SRModule(wrong)
 
 
+def test_wgan_gp_critic_step_logs_raw_scores_with_a_penalty(tiny_recipe, tmp_path):
+    config = load_config(tiny_recipe, ["preset=gan", "losses.adversarial.kind=wgan_gp", "discriminator.kwargs.norm=none"])
+    from srgan.train.module import SRModule
+
+    module = SRModule(config)
+    optimizers = module.configure_optimizers()
+    before = [p.detach().clone() for p in module.discriminator.parameters()]
+    logs = module.training_step(torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16), 3, Trainer(config, tmp_path), optimizers)
+    assert {"l_d", "l_d_gp", "critic_real", "critic_fake"} <= logs.keys() and "discriminator_score" not in logs
+    assert logs["l_d_gp"].item() > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.discriminator.parameters()))
+
+
 def test_warmup_steps_leave_the_discriminator_alone(tiny_recipe, tmp_path):
     config = load_config(tiny_recipe, ["preset=gan"])
     from srgan.train.module import SRModule

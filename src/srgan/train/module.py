@@ -233,6 +233,11 @@ class SRModule(nn.Module):
         total = sum(terms.values())
         runner.optimize("l_d_total", total, optimizer, list(self.discriminator.parameters()))
         logs = {key: value.detach() for key, value in terms.items()}
-        logs["discriminator_score"] = torch.sigmoid(real_logits.detach().float()).mean()
-        logs["generator_score"] = torch.sigmoid(fake_logits.detach().float()).mean()
+        if settings.kind == "wgan_gp":
+            # a critic's scores are unbounded; σ of them means nothing, so its raw means are logged
+            logs["critic_real"] = real_logits.detach().float().mean()
+            logs["critic_fake"] = fake_logits.detach().float().mean()
+        else:
+            logs["discriminator_score"] = torch.sigmoid(real_logits.detach().float()).mean()
+            logs["generator_score"] = torch.sigmoid(fake_logits.detach().float()).mean()
         return logs

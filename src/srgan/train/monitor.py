@@ -186,7 +186,8 @@ class Monitor:
 
 # --- plots ----------------------------------------------------------------------------------------
 
-_SCORE_KEYS = {"discriminator_score": "discriminator score: mean σ(D(real))", "generator_score": "generator score: mean σ(D(G(z)))"}
+_SCORE_KEYS = {"discriminator_score": "discriminator score: mean σ(D(real))", "generator_score": "generator score: mean σ(D(G(z)))",
+               "critic_real": "WGAN-GP critic: mean D(real), raw", "critic_fake": "WGAN-GP critic: mean D(G(z)), raw"}
 
 
 def plot_metrics(run_dir: str | Path) -> list[Path]:
