@@ -321,6 +321,13 @@ def test_truncated_16bit_colour_png(tmp_path):
 
 def test_over_the_pixel_limit(tmp_path):
     Image.new("RGB", (20, 10)).save(tmp_path / "big.png")
-    with pytest.raises(SrganError, match=r"big.png: image has 200 pixels \(20x10\), over the limit of 199"):
+    with pytest.raises(SrganError, match=r"big.png: image has 200 pixels \(20x10\), over srgan's limit of 199"):
         read_image(tmp_path / "big.png", max_pixels=199)
     assert read_image(tmp_path / "big.png", max_pixels=200).array.shape == (10, 20, 3)
+
+
+def test_a_decompression_bomb_is_refused_with_srgans_limit_not_pillows(tmp_path, monkeypatch):
+    Image.new("RGB", (20, 20)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # what another library may have set
+    with pytest.raises(SrganError, match=r"bomb.png: image has 400 pixels \(20x20\), over srgan's limit of 150;"):
+        read_image(tmp_path / "bomb.png", max_pixels=150)

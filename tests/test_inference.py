@@ -272,3 +272,90 @@ def test_upscale_api_refuses_other_inputs():
 
 def test_upscale_api_loads_a_model_by_name():
     assert upscale(np.zeros((3, 3, 3), np.uint8), "bicubic").shape == (12, 12, 3)
+
+
+class SharpeningUpsample(nn.Module):
+    """x2 nearest upscaling followed by a strong unsharp mask: overshoots at every edge, as SR models do."""
+
+    def forward(self, x):
+        up = F.interpolate(x, scale_factor=2, mode="nearest")
+        blur = F.avg_pool2d(F.pad(up, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        return up + 2.0 * (up - blur)
+
+
+def hard_disc(size=24, radius=7):
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 <= radius**2).float()[None]
+
+
+@pytest.mark.parametrize("alpha_mode", ["bicubic", "model"])
+def test_hard_alpha_edge_has_no_fringe_with_an_overshooting_model(alpha_mode):
+    alpha = hard_disc()
+    rgb = torch.zeros(3, 24, 24)
+    rgb[:, alpha[0] > 0] = torch.tensor([0.8, 0.3, 0.1])[:, None]  # orange disc over transparent black
+    upscaler = Upscaler(wrap(SharpeningUpsample(), 2), tile=0)
+    color, alpha_up = upscale_image(upscaler, rgb, alpha, alpha_mode=alpha_mode)
+    visible = alpha_up[0] > 0.02
+    if alpha_mode == "bicubic":
+        assert (visible & (alpha_up[0] < 0.98)).sum() > 20  # a soft edge to look at
+    error = (color[:, visible] - torch.tensor([0.8, 0.3, 0.1])[:, None]).abs().max()
+    assert error < 1 / 255
+
+
+def test_colour_under_transparent_pixels_is_kept():
+    alpha = hard_disc()
+    rgb = torch.zeros(3, 24, 24)
+    rgb[1] = 0.6  # green stored everywhere, visible only inside the disc
+    rgb[0, alpha[0] > 0] = 1.0
+    rgb[1, alpha[0] > 0] = 0.0
+    upscaler = Upscaler(wrap(SharpeningUpsample(), 2), tile=0)
+    color, alpha_up = upscale_image(upscaler, rgb, alpha)
+    hidden = alpha_up[0] == 0
+    assert hidden.sum() > 1000
+    assert torch.allclose(color[1][hidden], torch.tensor(0.6), atol=1e-5)
+    visible = alpha_up[0] > 0.02
+    assert color[0][visible].min() > 0.99 and color[1][visible].max() < 1 / 255  # no green fringe either
+
+
+def test_integer_assembly_equals_float_and_holds_only_the_result_and_a_band():
+    import tracemalloc
+
+    from srgan.inference import upscale_pixels
+
+    rgb = torch.rand(3, 400, 150)
+    upscaler = Upscaler(load_model("bicubic", scale=4), tile=32, tile_overlap=4)
+    reference = (upscale_image(upscaler, rgb)[0].permute(1, 2, 0).numpy() * 255).round()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        pixels = upscale_pixels(upscaler, rgb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pixels.dtype == np.uint8 and pixels.shape == (1600, 600, 3)
+    assert np.abs(pixels.astype(float) - reference).max() <= 1
+    result_bytes = 1600 * 600 * 3  # 3 bytes per output pixel (8-bit RGB)
+    window = 32 + 2 * 4 + 3
+    band_bytes = 2 * window * 4 * 600 * 3 * 4  # two float bands of one window row, at most
+    # a float copy of the whole result would add 12 bytes per output pixel (11.5 MB here)
+    assert peak < result_bytes + band_bytes + 1_000_000, peak
+
+
+def test_result_memory_check_names_the_image_before_allocating():
+    from srgan.inference import upscale_pixels
+
+    upscaler = Upscaler(load_model("bicubic", scale=2), tile=0)
+    with pytest.raises(SrganError, match=r"tiny.png: a 64000x48000 result: needs about 8\.6 GiB"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("srgan.inference.available_memory", lambda: 2**30)
+            upscale_pixels(upscaler, torch.rand(3, 48, 64), outscale=1000, name="tiny.png")
+
+
+def test_outscale_in_strips_matches_the_whole_image_resize():
+    from srgan.resize import resize_array_in_strips
+
+    array = (np.random.default_rng(1).random((70, 50, 3)) * 255).round().astype(np.uint8)
+    whole = matlab_bicubic_resize(torch.from_numpy(array).permute(2, 0, 1).float() / 255, size=(31, 77))
+    expected = (whole.clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()
+    strips = resize_array_in_strips(array, (31, 77), strip_rows=8)
+    assert strips.shape == (31, 77, 3) and np.abs(strips.astype(float) - expected).max() <= 1

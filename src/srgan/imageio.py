@@ -46,6 +46,7 @@ class LoadedImage:
     exif: bytes | None = None
     bit_depth: int = 8
     path: Path | None = None
+    frames: int = 1  # frames in the file (animated GIF/PNG/WebP); only the first is read
 
     @property
     def height(self) -> int:
@@ -95,28 +96,27 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         raise SrganError(f"{path}: is a folder, not an image file; pass the image files inside it")
     if path.stat().st_size == 0:
         raise SrganError(f"{path}: file is empty (0 bytes); re-export or re-download the image")
-    if Image.MAX_IMAGE_PIXELS is not None and (not max_pixels or max_pixels > Image.MAX_IMAGE_PIXELS):
-        # Our own limit is the guard; Pillow's decompression-bomb refusal must not undercut it.
-        Image.MAX_IMAGE_PIXELS = max_pixels or None
+    # srgan's own limit (checked below from the header) is the guard; Pillow's decompression-bomb
+    # refusal would otherwise undercut it, or quote Pillow's limit instead of the one the user can change.
+    Image.MAX_IMAGE_PIXELS = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             image = Image.open(path)
         except UnidentifiedImageError:
             raise SrganError(f"{path}: not an image file (or a format Pillow cannot read)") from None
-        except Image.DecompressionBombError as error:
-            raise SrganError(f"{path}: image too large ({error}); pass a larger --max-pixels") from None
         except OSError as error:
             raise SrganError(f"{path}: cannot be opened ({error})") from None
         with image:
             pixel_count = image.width * image.height
             if max_pixels and pixel_count > max_pixels:
                 raise SrganError(
-                    f"{path}: image has {pixel_count:,} pixels ({image.width}x{image.height}), over the "
+                    f"{path}: image has {pixel_count:,} pixels ({image.width}x{image.height}), over srgan's "
                     f"limit of {max_pixels:,}; raise --max-pixels if this is intended"
                 )
             sixteen_bit_colour = _is_sixteen_bit_colour_png(image)
             image_format = image.format
+            frames = getattr(image, "n_frames", 1)
             try:
                 image.load()  # decode everything now so a truncated file fails here, not later
                 upright = ImageOps.exif_transpose(image)
@@ -135,6 +135,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         exif=upright.info.get("exif"),
         bit_depth=16 if array.dtype == np.uint16 else 8,
         path=path,
+        frames=frames,
     )
 
 
@@ -192,6 +193,7 @@ def write_image(
     like: LoadedImage | None = None,
     format: str | None = None,
     compress_level: int = 6,
+    quality: int = 95,
 ) -> None:
     """Write pixels atomically, in the mode, bit depth and ICC profile of `like` where the format allows.
 
@@ -201,7 +203,7 @@ def write_image(
     pixels are averaged back to gray; with `like` without alpha, alpha is dropped. Formats that cannot
     hold alpha (JPEG) get the image composited over white. 16 bits are kept for PNG (and TIFF gray);
     other formats are written with 8 bits. `compress_level` is PNG's zlib level, 0 (none) to 9
-    (smallest, slowest); other formats ignore it.
+    (smallest, slowest); other formats ignore it. `quality` (1-100) is JPEG's and WebP's.
     """
     path = Path(path)
     image_format = _resolve_format(path, format, like)
@@ -220,7 +222,7 @@ def write_image(
     if array.dtype == np.uint16 and not _keeps_sixteen_bits(image_format, array.shape[2]):
         array = np.rint(array / 257.0).astype(np.uint8)
 
-    save_options = _save_options(image_format, like, compress_level)
+    save_options = _save_options(image_format, like, compress_level, quality)
     if array.dtype == np.uint16 and array.shape[2] != 1:
         png = _encode_png16(array, icc_profile=save_options.get("icc_profile"), compress_level=compress_level)
         atomic_write_bytes(path, png)
@@ -278,10 +280,10 @@ def _keeps_sixteen_bits(image_format: str, channels: int) -> bool:
     return image_format == "PNG"
 
 
-def _save_options(image_format: str, like: LoadedImage | None, compress_level: int) -> dict:
+def _save_options(image_format: str, like: LoadedImage | None, compress_level: int, quality: int) -> dict:
     options: dict = {}
     if image_format in ("JPEG", "WEBP"):
-        options["quality"] = 95
+        options["quality"] = quality
     if image_format == "PNG":
         options["compress_level"] = compress_level
     if like is not None and like.icc_profile and image_format in ("PNG", "JPEG", "WEBP", "TIFF"):

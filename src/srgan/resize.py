@@ -146,6 +146,31 @@ def matlab_bicubic_resize(
     return x.to(torch.uint8) if is_uint8 else x
 
 
+def resize_array_in_strips(array, size: tuple[int, int], *, strip_rows: int = 256):
+    """Resize an (H, W, C) uint8/uint16 numpy image to `size` (height, width), a strip of rows at a time.
+
+    The same float resize as `matlab_bicubic_resize` (antialiased), rounded back to the input's type;
+    only one strip of rows is ever in float, so a large image costs no more than its two integer copies.
+    """
+    import numpy as np
+
+    in_height, in_width, _ = array.shape
+    out_height, out_width = size
+    peak = float(np.iinfo(array.dtype).max)
+    indices, weights = _contributions(in_height, out_height, out_height / in_height, True)
+    result = np.empty((out_height, out_width, array.shape[2]), array.dtype)
+    for start in range(0, out_height, strip_rows):
+        strip_indices = indices[start : start + strip_rows]
+        first, last = int(strip_indices.min()), int(strip_indices.max())
+        block = torch.zeros(len(strip_indices), last - first + 1, dtype=torch.float64)
+        block.scatter_add_(1, strip_indices - first, weights[start : start + strip_rows])
+        band = torch.from_numpy(np.ascontiguousarray(array[first : last + 1])).permute(2, 0, 1).float() / peak
+        rows = _resize_dim(block.float() @ band, 2, out_width, out_width / in_width, True)
+        pixels = rows.clamp_(0, 1).mul_(peak).round_().permute(1, 2, 0).numpy()
+        result[start : start + len(strip_indices)] = pixels.astype(array.dtype)
+    return result
+
+
 class BicubicUpsampler(nn.Module):
     """The no-weights baseline model: MATLAB bicubic upscaling by `scale` (`--model bicubic`)."""
 

@@ -60,7 +60,7 @@ def run_videos(jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace
     options = VideoOptions(
         codec=args.codec, crf=args.crf, pixel_format=args.pix_fmt, outscale=args.outscale, fps=args.fps
     )
-    show_progress = args.progress or sys.stderr.isatty()
+    show_progress = args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
     written = skipped = failed = 0
     for source, target in jobs:
         if target.exists() and not args.overwrite:

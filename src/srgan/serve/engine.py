@@ -54,10 +54,8 @@ class UpscaleEngine:
 
     def run(self, job: Job, report_progress: Callable[[float], None]) -> tuple[int, int]:
         """Upscale the job's decoded image into its result file; returns the output (width, height)."""
-        import torch
-
         from srgan.imageio import write_image
-        from srgan.inference import upscale_image
+        from srgan.inference import upscale_pixels
 
         upscaler = self._upscaler(job.model)
         image = job.payload
@@ -68,14 +66,15 @@ class UpscaleEngine:
                 f"the result would have {width * height:,} pixels ({width}x{height}), over this server's "
                 f"{self._max_output_pixels:,}; choose a smaller outscale or a smaller image"
             )
-        color, alpha = upscale_image(
+        pixels = upscale_pixels(
             upscaler,
             image.to_tensor(),
             image.alpha_tensor(),
+            bit_depth=image.bit_depth,
             outscale=job.outscale,
             progress=lambda done, total: report_progress(done / total),
         )
-        write_image(job.result_path, color if alpha is None else torch.cat([color, alpha]), like=image, format="PNG")
+        write_image(job.result_path, pixels, like=image, format="PNG")
         return width, height
 
     def _upscaler(self, name: str):
