@@ -163,11 +163,11 @@ def test_two_runs_generators_get_distinct_labels(tmp_path):
 SOURCE = Path(srgan.__file__).parent
 # lower number = lower layer; a module may import only its own layer or lower ones
 LAYERS = {
-    "errors": 0, "fileutil": 0, "safeload": 0, "resize": 0,
+    "errors": 0, "fileutil": 0, "safeload": 0, "resize": 0, "progress": 0,
     "archs": 1, "metrics": 1, "imageio": 1,
     "modelfiles": 2, "losses": 2, "data": 2, "downloads": 3, "catalogue": 3,
     "models": 4, "ncnn_runtime": 4,
-    "inference": 5, "onnx_export": 5, "evaluate": 6, "train": 6, "video": 6,
+    "inference": 5, "onnx_export": 5, "evaluate": 6, "train": 6, "video": 6, "batch": 6,
     "serve": 7, "cli": 8, "__init__": 9, "__main__": 9,
 }
 
