@@ -270,11 +270,11 @@ def test_recursive_keeps_the_tree_and_plain_folder_mode_names_what_it_left(tmp_p
     assert (out / "sub" / "deeper" / "low_bicubic_x2.png").is_file()
 
 
-def test_animated_gif_says_only_the_first_frame_is_upscaled(tmp_path, capsys):
+def test_animated_png_says_only_the_first_frame_is_upscaled(tmp_path, capsys):
     frames = [Image.new("RGB", (6, 4), colour) for colour in ("red", "blue", "green")]
-    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
-    assert main(["upscale", str(tmp_path / "anim.gif"), *BICUBIC_X2]) == 0
-    assert "anim.gif: has 3 frames; only the first is upscaled" in capsys.readouterr().err
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:])  # GIFs go the video path
+    assert main(["upscale", str(tmp_path / "anim.png"), *BICUBIC_X2]) == 0
+    assert "anim.png: has 3 frames; only the first is upscaled" in capsys.readouterr().err
 
 
 def test_an_impossible_outscale_is_refused_before_any_allocation_and_the_batch_goes_on(tmp_path, capsys):
