@@ -252,16 +252,16 @@ def test_cli_upscales_videos_beside_images_and_frames_folders(tmp_path, capsys):
     bicubic = ["--model", "bicubic", "--scale", "2"]
     assert main(["upscale", str(tmp_path / "clip.mp4"), str(tmp_path / "still.png"), "-o", str(out), *bicubic]) == 0
     assert "upscaled 1 image(s) and 1 video(s)" in capsys.readouterr().out
-    assert probe(out / "clip_x2.mp4")[0] == (64, 48) and Image.open(out / "still_x2.png").size == (16, 12)
+    assert probe(out / "clip_bicubic_x2.mp4")[0] == (64, 48) and Image.open(out / "still_bicubic_x2.png").size == (16, 12)
 
     assert main(["upscale", str(tmp_path / "clip.mp4"), "-o", str(out), "--frames", *bicubic]) == 0
-    assert len(list((out / "clip_x2").iterdir())) == 8
+    assert len(list((out / "clip_bicubic_x2").iterdir())) == 8
     back = tmp_path / "back.mkv"
-    assert main(["upscale", str(out / "clip_x2"), "-o", str(back), "--fps", "8", "--crf", "30", *bicubic]) == 0
+    assert main(["upscale", str(out / "clip_bicubic_x2"), "-o", str(back), "--fps", "8", "--crf", "30", *bicubic]) == 0
     size, pts, time_base, *_ = probe(back)
     assert size == (128, 96) and [p * time_base for p in pts] == [Fraction(i, 8) for i in range(8)]
 
     (tmp_path / "broken.mkv").write_bytes(b"not a video at all" * 50)
     assert main(["upscale", str(tmp_path / "broken.mkv"), "-o", str(out), *bicubic]) == 1
     assert "broken.mkv: not a readable video" in capsys.readouterr().err
-    assert not (out / "broken_x2.mkv").exists()
+    assert not (out / "broken_bicubic_x2.mkv").exists()

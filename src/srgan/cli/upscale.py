@@ -171,7 +171,7 @@ def upscale_command(args: argparse.Namespace) -> int:
             )
         finally:
             progress.close()
-        videos, videos_skipped, videos_failed = upscale_video.run_videos(
+        videos, _, videos_failed = upscale_video.run_videos(
             video_jobs, upscaler, args, lambda message: progress.write(f"srgan: error: {message}")
         )
         result.failed.extend(f"video failed ({index + 1})" for index in range(videos_failed))
@@ -180,8 +180,10 @@ def upscale_command(args: argparse.Namespace) -> int:
         result.skipped = [job.target for job in plan.skipped]
     label = batch.scale_label(model.scale, args.outscale)
     where = f"process {rank} of {world_size}: " if world_size > 1 else ""
-    also = f" and {videos} video(s) ({videos_skipped} skipped)" if video_jobs else ""
-    print(where + result.summary(f"{model.name} x{label}") + also)
+    summary = result.summary(f"{model.name} x{label}")
+    if video_jobs:  # videos are counted beside the images, in the same line
+        summary = summary.replace(" image(s) with", f" image(s) and {videos} video(s) with", 1)
+    print(where + summary)
     return 0 if result.ok else 1
 
 
