@@ -184,7 +184,8 @@ def _output_file(output: Path | None, count: int, format_choice: str | None, not
     """Whether `output` names one output file (not a folder); refuses names that are neither."""
     from PIL import Image
 
-    if output is None or output.is_dir() or not output.suffix:
+    # no images to plan (e.g. only videos or frames folders): -o is theirs to name
+    if output is None or count == 0 or output.is_dir() or not output.suffix:
         return False
     registered = Image.registered_extensions().get(output.suffix.lower())
     if registered not in Image.SAVE:
