@@ -151,11 +151,22 @@ def test_unknown_architecture_or_option_names_the_file(tmp_path, header, message
         load_model(path)
 
 
-def test_two_runs_generators_get_distinct_labels(tmp_path):
+def test_two_runs_generators_get_distinct_labels_that_name_outputs_beside_the_input(tmp_path, capsys):
+    from PIL import Image
+
     for run in ("run_a", "run_b"):
         write(tmp_path / run / "generator.safetensors", tiny_file("srvgg_compact"))
     labels = {load_model(tmp_path / run / "generator.safetensors").name for run in ("run_a", "run_b")}
-    assert labels == {"run_a/generator", "run_b/generator"}
+    assert labels == {"run_a-generator", "run_b-generator"}
+    assert load_model(write_checkpoint(tmp_path / "run_c" / "checkpoints" / "best.ckpt", tiny_file("edsr"))).name == "run_c-best"
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (5, 4)).save(photos / "p.png")
+    for run in ("run_a", "run_b"):
+        assert main(["upscale", str(photos / "p.png"), "--model", str(tmp_path / run / "generator.safetensors")]) == 0
+    # the label goes into the file name: no folder "p_run_a" made for it
+    assert sorted(path.name for path in photos.iterdir()) == ["p.png", "p_run_a-generator_x3.png", "p_run_b-generator_x3.png"]
 
 
 # --- layering: imports point down ---------------------------------------------------------------

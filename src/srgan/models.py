@@ -37,7 +37,7 @@ class LoadedModel:
 
     `scale` and the channel counts are copied from the file's spec when loading (the spec is their
     one stored home); `name` is the label reports use: a catalogue name, or a file's stem with
-    its folder when the stem alone says nothing (`run_a/generator`).
+    its run folder when the stem alone says nothing (`run_a-generator`).
     """
 
     module: nn.Module
@@ -74,12 +74,15 @@ def list_pretrained() -> dict[str, Entry]:
 
 
 def _file_label(path: Path) -> str:
-    """A report label for a model file: its stem, with its folder when the stem is a generic name
-    every run writes (two runs' `generator.safetensors` must not share a label)."""
+    """A report label for a model file: its stem, prefixed with its run folder when the stem is a
+    generic name every run writes (two runs' `generator.safetensors` must not share a label).
+
+    The label also names output files (`photo_run_a-generator_x4.png`), so it holds no path separator.
+    """
     parent = path.resolve().parent
     if path.stem in ("generator", "model", "best", "latest", "net_g") or path.suffix.lower() == ".ckpt":
         run = parent.parent.name if parent.name == "checkpoints" else parent.name
-        return f"{run}/{path.stem}" if run else path.stem
+        return f"{run}-{path.stem}" if run else path.stem
     return path.stem
 
 
