@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -53,25 +54,60 @@ def test_every_generator_architecture_is_covered():
 
 
 @pytest.mark.parametrize("arch", TINY)
-@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth", ".ckpt"])
 def test_round_trip_per_architecture_and_format(arch, suffix, tmp_path):
     original = tiny_file(arch)
     path = tmp_path / f"tiny{suffix}"
-    if suffix == ".pth" and not ARCHITECTURES[arch].basicsr_keys:
-        with pytest.raises(SrganError, match=rf"tiny\.pth: {arch} has no BasicSR / Real-ESRGAN \.pth layout"):
-            write(path, original)
-        assert not path.exists()
-        return
-    write(path, original)
+    if suffix == ".ckpt":  # training writes checkpoints, srgan only reads them
+        write_checkpoint(path, original)
+    else:
+        write(path, original)
 
     back = read(path)
 
     assert back.spec == original.spec
-    assert back.provenance["license"] == "CC0"
+    kept = {"iterations": "3"} if suffix == ".ckpt" else {"license": "CC0"}
+    assert kept.items() <= back.provenance.items()
+    assert back.state_dict.keys() == original.state_dict.keys()
     for key, tensor in original.state_dict.items():
         assert torch.equal(back.state_dict[key], tensor), key
     if suffix == ".pth":
         assert set(torch.load(path, weights_only=True)["params_ema"]) == set(original.state_dict)
+
+
+# what chaiNNer / ComfyUI (spandrel) cannot open is said on writing, with what loads the file instead
+PTH_NOTES = {
+    "srresnet": r"spandrel has no srresnet architecture.*srgan's own network.*srgan\.archs\.srresnet\.SRResNet",
+    "wdrn": r"spandrel has no wdrn architecture.*srgan's own network.*srgan\.archs\.wdrn\.WDRN",
+    "edsr": r"spandrel has no edsr architecture.*basicsr\.archs\.edsr_arch\.EDSR loads its params_ema",
+    "msrresnet": r"spandrel has no msrresnet architecture.*basicsr\.archs\.srresnet_arch\.MSRResNet loads",
+    "rrdbnet": r"spandrel builds RRDBNet with 32 growth channels, these weights have 2.*basicsr\.archs\.rrdbnet_arch",
+    "srvgg_compact": None,
+}
+
+
+@pytest.mark.parametrize("arch", TINY)
+def test_pth_writing_says_when_chainner_and_comfyui_cannot_open_the_file(arch, tmp_path, caplog):
+    write(tmp_path / "tiny.pth", tiny_file(arch))
+    notes = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    if PTH_NOTES[arch] is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and re.search(PTH_NOTES[arch], notes[0]), notes
+        assert notes[0].startswith(str(tmp_path / "tiny.pth"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "note"),
+    [
+        (NetworkSpec("rrdbnet", {"num_blocks": 1}), None),
+        (NetworkSpec("srvgg_compact", {"activation": "lrelu"}), r"PReLU only, this one uses lrelu \(act_type='leakyrelu'"),
+    ],
+)
+def test_pth_note_follows_the_network_not_only_its_family(spec, note):
+    from srgan.archs.registry import pth_note
+
+    assert (pth_note(spec) is None) if note is None else re.search(note, pth_note(spec))
 
 
 @pytest.mark.parametrize("arch", TINY)

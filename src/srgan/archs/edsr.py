@@ -25,8 +25,9 @@ from srgan.errors import SrganError
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 FP16_SAFE = True
-# BasicSR's EDSR class loads srgan's EDSR weights with strict=True, so `.pth` files use these names.
-BASICSR_KEYS = True
+# BasicSR's EDSR class loads srgan's EDSR weights with strict=True, so `.pth` files use these names
+# (spandrel has no EDSR).
+BASICSR_CLASS = "basicsr.archs.edsr_arch.EDSR"
 # The residual scaling is not in the weights; the paper's large model (32 x 256) is the one that uses 0.1.
 _LARGE_MODEL = (32, 256)
 

@@ -17,7 +17,8 @@ from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.errors import SrganError
 
 FP16_SAFE = True
-BASICSR_KEYS = True
+# BasicSR's own class, so its published `.pth` files load here and srgan's load there (spandrel has none).
+BASICSR_CLASS = "basicsr.archs.srresnet_arch.MSRResNet"
 _SCALES = (2, 3, 4)
 
 

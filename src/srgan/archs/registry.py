@@ -35,8 +35,15 @@ class Architecture:
     describe: Callable[[StateDict], NetworkSpec | None] | None = None
     # layout name -> converter of a foreign state dict to srgan's key names (None when not that layout)
     foreign_layouts: Mapping[str, Callable[[StateDict], StateDict | None]] = field(default_factory=dict)
-    # srgan's key names are BasicSR's / Real-ESRGAN's: a `.pth` in them loads in that ecosystem
-    basicsr_keys: bool = False
+    # The BasicSR / Real-ESRGAN class whose key names srgan's are (so srgan's `.pth` loads in it), if any
+    basicsr_class: str | None = None
+    # spec -> why spandrel (chaiNNer, ComfyUI) will not load those weights, None when it does; absent
+    # when spandrel has no such architecture at all
+    spandrel_refusal: Callable[[NetworkSpec], str | None] | None = None
+
+    @property
+    def basicsr_keys(self) -> bool:
+        return self.basicsr_class is not None
 
 
 def _generator(name: str, module, builder) -> Architecture:
@@ -46,7 +53,8 @@ def _generator(name: str, module, builder) -> Architecture:
         fp16_safe=module.FP16_SAFE,
         describe=module.describe,
         foreign_layouts=getattr(module, "FOREIGN_LAYOUTS", {}),
-        basicsr_keys=module.BASICSR_KEYS,
+        basicsr_class=module.BASICSR_CLASS,
+        spandrel_refusal=getattr(module, "spandrel_refusal", None),
     )
 
 
@@ -88,6 +96,26 @@ def recognise(state_dict: StateDict) -> tuple[NetworkSpec, StateDict, str] | Non
             if (renamed := convert(state_dict)) is not None and (spec := entry.describe(renamed)) is not None:
                 return spec, renamed, layout
     return None
+
+
+def pth_note(spec: NetworkSpec) -> str | None:
+    """Why a `.pth` of `spec` will not open in chaiNNer / ComfyUI (spandrel), and what loads it
+    instead; None when spandrel loads it."""
+    entry = architecture(spec.arch)
+    if entry.spandrel_refusal is None:
+        reason = f"spandrel has no {spec.arch} architecture"
+    elif (reason := entry.spandrel_refusal(spec)) is None:
+        return None
+    if entry.basicsr_class is not None:
+        instead = f"{entry.basicsr_class} loads its params_ema with strict=True"
+    else:
+        builder = entry.builder
+        instead = (
+            f"{spec.arch} is srgan's own network (no BasicSR class either), so the file keeps srgan's key names: "
+            f"load it with srgan, or torch.load(weights_only=True)['params_ema'] into "
+            f"{builder.__module__}.{builder.__qualname__}"
+        )
+    return f"{reason}, so chaiNNer and ComfyUI will not open this .pth; {instead}"
 
 
 @dataclass(frozen=True)

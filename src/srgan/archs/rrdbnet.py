@@ -29,8 +29,10 @@ RESIDUAL_SCALE = 0.2
 
 # RRDBNet keeps fp16/bf16 outputs finite and close (Real-ESRGAN runs it in half precision by default)
 FP16_SAFE = True
-# The key names are BasicSR's, so srgan writes `.pth` files BasicSR and spandrel load as they are.
-BASICSR_KEYS = True
+# The key names are BasicSR's, so srgan's `.pth` files load in this class as they are.
+BASICSR_CLASS = "basicsr.archs.rrdbnet_arch.RRDBNet"
+# spandrel (chaiNNer, ComfyUI) builds its RRDBNet with this many growth channels, whatever the weights say.
+SPANDREL_GROWTH_CHANNELS = 32
 
 # scale -> pixel-unshuffle factor that turns the x4 trunk into that scale
 _UNSHUFFLE_FACTOR = {4: 1, 2: 2, 1: 4}
@@ -168,3 +170,11 @@ def from_esrgan_layout(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.T
 
 
 FOREIGN_LAYOUTS = {"original ESRGAN layout (model.N)": from_esrgan_layout}
+
+
+def spandrel_refusal(spec: NetworkSpec) -> str | None:
+    """Why spandrel will not load this RRDBNet's weights, or None when it does."""
+    growth = spec.kwargs["growth_channels"]
+    if growth != SPANDREL_GROWTH_CHANNELS:
+        return f"spandrel builds RRDBNet with {SPANDREL_GROWTH_CHANNELS} growth channels, these weights have {growth}"
+    return None

@@ -17,8 +17,8 @@ from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.errors import SrganError
 
 FP16_SAFE = True
-# BasicSR has no SRResNet with BatchNorm (its MSRResNet is `msrresnet`), so no `.pth` layout to write.
-BASICSR_KEYS = False
+# BasicSR has no SRResNet with BatchNorm (its MSRResNet is `msrresnet`): `.pth` files keep srgan's names.
+BASICSR_CLASS = None
 
 # scale -> PixelShuffle factors applied in order; x3 cannot be split into x2 stages
 _SUBPIXEL_FACTORS = {2: (2,), 3: (3,), 4: (2, 2), 8: (2, 2, 2)}

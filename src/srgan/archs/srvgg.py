@@ -18,8 +18,8 @@ from srgan.errors import SrganError
 
 # Real-ESRGAN runs this network in half precision by default
 FP16_SAFE = True
-# `body.N` is Real-ESRGAN's own naming, so srgan's `.pth` files load there (and in spandrel) as they are.
-BASICSR_KEYS = True
+# `body.N` is Real-ESRGAN's / BasicSR's own naming, so srgan's `.pth` files load in this class as they are.
+BASICSR_CLASS = "basicsr.archs.srvgg_arch.SRVGGNetCompact"
 
 # Real-ESRGAN's choices: PReLU per channel, LeakyReLU with slope 0.1
 _ACTIVATIONS = {
@@ -71,6 +71,21 @@ class SRVGGNetCompact(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.upsampler(self.body(x)) + F.interpolate(x, scale_factor=float(self.scale), mode="nearest")
+
+
+# srgan's activation names -> BasicSR's act_type for the same layer
+_BASICSR_ACT_TYPE = {"prelu": "prelu", "relu": "relu", "lrelu": "leakyrelu"}
+
+
+def spandrel_refusal(spec: NetworkSpec) -> str | None:
+    """Why spandrel will not load this network's weights (it reads every SRVGGNetCompact as PReLU), or None."""
+    activation = spec.kwargs["activation"]
+    if activation == "prelu":
+        return None
+    return (
+        f"spandrel reads SRVGGNetCompact as PReLU only, this one uses {activation} "
+        f"(act_type={_BASICSR_ACT_TYPE[activation]!r} in BasicSR)"
+    )
 
 
 def describe(state_dict: dict[str, torch.Tensor]) -> NetworkSpec | None:

@@ -30,7 +30,7 @@ from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.archs.srresnet import SubpixelUpsampler
 
 FP16_SAFE = False  # not yet validated in half precision
-BASICSR_KEYS = False  # srgan's own network: no BasicSR layout exists
+BASICSR_CLASS = None  # srgan's own network: no BasicSR layout exists, `.pth` files keep srgan's names
 
 
 class WeightedConcat(nn.Module):

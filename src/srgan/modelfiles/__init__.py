@@ -8,8 +8,8 @@ checkpoints (`.ckpt`, read-only: the generator and the config that built it) and
 architecture modules themselves (`srgan.archs.registry.recognise`).
 
 `write(path, model_file)` picks the format from the extension: `.safetensors` (srgan's own, with
-metadata) or `.pth` (a weights-only-loadable `{"params_ema": state_dict}` in BasicSR's key names,
-refused for networks BasicSR does not define). ONNX is written by `srgan.onnx_export`, which needs
+metadata) or `.pth` (a weights-only-loadable `{"params_ema": state_dict}`, in BasicSR's key names
+wherever BasicSR defines the network; a warning names what loads it when chaiNNer / ComfyUI cannot). ONNX is written by `srgan.onnx_export`, which needs
 the built network rather than its weights.
 
 The network's scale has one home, the spec's kwargs; a file that states another one anywhere (an

@@ -5,15 +5,18 @@ picked (`params_ema`, else `params`, else `state_dict`, else the file itself), `
 (DataParallel) are stripped and the architecture modules recognise the network, in BasicSR's names
 or a foreign layout they know (the original ESRGAN `model.N` one).
 
-Writing: `{"params_ema": state_dict, "srgan": {...}}` in BasicSR's key names, loadable with
-`torch.load(weights_only=True)`; the `srgan` entry (plain strings) keeps the spec and provenance
-so srgan reads back exactly what it wrote, and other tools ignore it. Networks BasicSR and
-Real-ESRGAN do not define (srresnet, wdrn) have no such layout and are refused.
+Writing: `{"params_ema": state_dict, "srgan": {...}}`, loadable with `torch.load(weights_only=True)`,
+in BasicSR's key names wherever BasicSR / Real-ESRGAN define the network (every srgan architecture
+but srresnet and wdrn, which keep srgan's names); the `srgan` entry (plain strings) keeps the spec
+and provenance so srgan reads back exactly what it wrote, and other tools ignore it. When spandrel
+(chaiNNer, ComfyUI) will not open the file (no such architecture there, or RRDBNet growth channels
+other than 32, a non-PReLU SRVGGNetCompact), a warning says so and names what loads it instead.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -54,6 +57,8 @@ def _contents(path: Path, label) -> tuple[dict[str, Tensor], dict[str, str] | No
 
 
 def read(path: Path) -> ModelFile:
+    from srgan.archs.registry import architecture
+
     state_dict, entry = _contents(path, path)
     if entry is None or "arch" not in entry or "kwargs" not in entry:
         spec, state_dict, layout = recognised(state_dict, path)
@@ -64,18 +69,15 @@ def read(path: Path) -> ModelFile:
         raise SrganError(f"{path}: damaged srgan metadata ({error}); re-export the model") from None
     spec, state_dict, _ = recognised(state_dict, path, stated=spec_named_by(path, entry["arch"], kwargs))
     provenance = {key: value for key, value in entry.items() if key not in ("arch", "kwargs")}
-    return ModelFile(spec, state_dict, provenance, "BasicSR")
+    return ModelFile(spec, state_dict, provenance, "BasicSR" if architecture(spec.arch).basicsr_keys else "srgan")
 
 
 def write(path: Path, model_file: ModelFile) -> None:
-    from srgan.archs.registry import architecture
+    from srgan.archs.registry import pth_note
 
     spec = model_file.spec
-    if not architecture(spec.arch).basicsr_keys:
-        raise SrganError(
-            f"{path}: {spec.arch} has no BasicSR / Real-ESRGAN .pth layout (no such class there to load it); "
-            "write a .safetensors file instead"
-        )
+    if (note := pth_note(spec)) is not None:
+        logging.getLogger("srgan").warning("%s: %s", path, note)
     entry = {key: str(value) for key, value in model_file.provenance.items()}
     entry.update(arch=spec.arch, kwargs=spec.kwargs_json())
     with atomic_write(path) as temp_path:
