@@ -1,7 +1,7 @@
 """Widely shared foreign `.pth` files load with the outputs of the networks that published them, and
 srgan-written `.pth` files load back into those networks. The reference modules below are written
-here from the published key layouts (xinntao/ESRGAN's RRDB_arch, BasicSR's EDSR and MSRResNet),
-independently of srgan's own architecture code."""
+here from the published key layouts (xinntao/ESRGAN's RRDB_arch; BasicSR's RRDBNet, SRVGGNetCompact,
+EDSR and MSRResNet), independently of srgan's own architecture code."""
 
 from __future__ import annotations
 
@@ -75,6 +75,72 @@ class OriginalESRGAN(nn.Module):
         return self.model(x)
 
 
+# --- BasicSR / Real-ESRGAN RRDBNet and SRVGGNetCompact ------------------------------------------
+
+
+class BasicSRDenseBlock(nn.Module):
+    def __init__(self, nf: int, gc: int):
+        super().__init__()
+        self.conv1, self.conv2, self.conv3 = conv(nf, gc), conv(nf + gc, gc), conv(nf + 2 * gc, gc)
+        self.conv4, self.conv5 = conv(nf + 3 * gc, gc), conv(nf + 4 * gc, nf)
+        self.lrelu = nn.LeakyReLU(0.2)
+
+    def forward(self, x):
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        return self.conv5(torch.cat((x, x1, x2, x3, x4), 1)) * 0.2 + x
+
+
+class BasicSRRRDB(nn.Module):
+    def __init__(self, nf: int, gc: int):
+        super().__init__()
+        self.rdb1, self.rdb2, self.rdb3 = BasicSRDenseBlock(nf, gc), BasicSRDenseBlock(nf, gc), BasicSRDenseBlock(nf, gc)
+
+    def forward(self, x):
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class BasicSRRRDBNet(nn.Module):
+    """Real-ESRGAN's x2 model pixel-unshuffles its input (channels x4) before the x4 trunk."""
+
+    def __init__(self, nf: int = 8, nb: int = 2, gc: int = 4, scale: int = 4):
+        super().__init__()
+        self.scale = scale
+        self.conv_first = conv(3 * (16 // scale**2), nf)
+        self.body = nn.Sequential(*(BasicSRRRDB(nf, gc) for _ in range(nb)))
+        self.conv_body, self.conv_up1, self.conv_up2 = conv(nf, nf), conv(nf, nf), conv(nf, nf)
+        self.conv_hr, self.conv_last, self.lrelu = conv(nf, nf), conv(nf, 3), nn.LeakyReLU(0.2)
+
+    def forward(self, x):
+        feat = F.pixel_unshuffle(x, 4 // self.scale) if self.scale < 4 else x
+        feat = self.conv_first(feat)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+
+class BasicSRCompact(nn.Module):
+    """SRVGGNetCompact: `body` a ModuleList conv, PReLU, (conv, PReLU) x num_conv, conv to 3*s*s."""
+
+    def __init__(self, nf: int = 8, num_conv: int = 2, upscale: int = 4):
+        super().__init__()
+        self.upscale = upscale
+        layers = [conv(3, nf), nn.PReLU(num_parameters=nf)]
+        for _ in range(num_conv):
+            layers += [conv(nf, nf), nn.PReLU(num_parameters=nf)]
+        self.body = nn.ModuleList([*layers, conv(nf, 3 * upscale * upscale)])
+        self.upsampler = nn.PixelShuffle(upscale)
+
+    def forward(self, x):
+        out = x
+        for layer in self.body:
+            out = layer(out)
+        return self.upsampler(out) + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
+
+
 # --- BasicSR EDSR and MSRResNet ----------------------------------------------------------------
 
 
@@ -138,21 +204,33 @@ def randomized(module: nn.Module) -> nn.Module:
 
 REFERENCES = {
     "esrgan-original": (lambda: OriginalESRGAN(), "rrdbnet", 4),
+    "basicsr-rrdbnet-x4": (lambda: BasicSRRRDBNet(scale=4), "rrdbnet", 4),
+    "basicsr-rrdbnet-x2": (lambda: BasicSRRRDBNet(scale=2), "rrdbnet", 2),
+    "realesrgan-compact-x4": (lambda: BasicSRCompact(upscale=4), "srvgg_compact", 4),
+    "realesrgan-compact-x2": (lambda: BasicSRCompact(upscale=2), "srvgg_compact", 2),
     "basicsr-edsr-x4": (lambda: BasicSREDSR(upscale=4), "edsr", 4),
     "basicsr-edsr-x3": (lambda: BasicSREDSR(upscale=3), "edsr", 3),
     "basicsr-msrresnet-x4": (lambda: BasicSRMSRResNet(upscale=4), "msrresnet", 4),
     "basicsr-msrresnet-x2": (lambda: BasicSRMSRResNet(upscale=2), "msrresnet", 2),
 }
+# How these files are published: a bare state dict (ESRGAN), BasicSR's {"params"} or {"params_ema"}
+# (beside the raw "params", which must not win), and DataParallel's "module." prefix.
+WRAPPINGS = {
+    "bare": lambda state: state,
+    "params": lambda state: {"params": state},
+    "params_ema": lambda state: {"params": {k: torch.zeros_like(v) for k, v in state.items()}, "params_ema": state},
+    "module.": lambda state: {"params": {f"module.{key}": value for key, value in state.items()}},
+}
 
 
+@pytest.mark.parametrize("wrapping", WRAPPINGS)
 @pytest.mark.parametrize("name", REFERENCES)
-def test_foreign_pth_loads_with_the_publishers_outputs(name, tmp_path):
+def test_foreign_pth_loads_with_the_publishers_outputs(name, wrapping, tmp_path):
     build, arch, scale = REFERENCES[name]
     reference = randomized(build())
     path = tmp_path / f"{name}.pth"
-    # as these projects publish them: a bare state dict (ESRGAN) or BasicSR's params wrapper
-    torch.save(reference.state_dict() if name.startswith("esrgan") else {"params": reference.state_dict()}, path)
-    image = torch.rand(1, 3, 6, 5)
+    torch.save(WRAPPINGS[wrapping](reference.state_dict()), path)
+    image = torch.rand(1, 3, 6, 4)
 
     loaded = load_model(path)
 
@@ -161,7 +239,7 @@ def test_foreign_pth_loads_with_the_publishers_outputs(name, tmp_path):
         torch.testing.assert_close(loaded.module(image), reference(image), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", [name for name in REFERENCES if name.startswith("basicsr")])
+@pytest.mark.parametrize("name", [name for name in REFERENCES if not name.startswith("esrgan")])
 def test_srgan_pth_loads_weights_only_into_basicsr_modules(name, tmp_path):
     build, _, _ = REFERENCES[name]
     published = tmp_path / "published.pth"
@@ -172,7 +250,7 @@ def test_srgan_pth_loads_weights_only_into_basicsr_modules(name, tmp_path):
     fresh = build()
     fresh.load_state_dict(contents["params_ema"], strict=True)
     fresh.eval()
-    image = torch.rand(1, 3, 5, 6)
+    image = torch.rand(1, 3, 4, 6)
     with torch.no_grad():
         torch.testing.assert_close(fresh(image), load_model(published).module(image))
 

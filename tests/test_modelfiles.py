@@ -77,20 +77,6 @@ def test_fp16_storage_keeps_weights_close(tmp_path):
         torch.testing.assert_close(state_dict[key].float(), tensor, rtol=1e-3, atol=1e-3)
 
 
-def test_basicsr_pth_with_ema_and_module_prefix_loads_strictly(tmp_path):
-    model = randomized(build_arch("rrdbnet", TINY_RRDBNET))
-    ema = {f"module.{key}": tensor for key, tensor in model.state_dict().items()}
-    # "params" holds different (non-EMA) weights: the EMA copy must be the one picked
-    plain = {key: torch.zeros_like(tensor) for key, tensor in ema.items()}
-    path = tmp_path / "RealESRGAN_tiny.pth"
-    torch.save({"params": plain, "params_ema": ema}, path)
-
-    model_file = read(path)
-
-    assert_same_weights(model_file.build().state_dict(), model.state_dict())
-    assert model_file.spec == NetworkSpec("rrdbnet", TINY_RRDBNET) and model_file.layout == "BasicSR"
-
-
 def test_safetensors_without_srgan_header_is_recognised(tmp_path):
     from safetensors.torch import save_file
 
