@@ -1,0 +1,105 @@
+"""Every catalogue entry's claims (scale, channels, parameter count, architecture, and the sizes its
+description states) hold for the network it builds or the weights it names."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from srgan import catalogue
+from srgan.models import list_models, load_model
+
+ENTRIES = catalogue.entries()
+
+# description wording -> the architecture it names
+ARCH_WORDS = {"rrdbnet": r"\bRRDB", "srvgg_compact": r"\bSRVGGNetCompact", "edsr": r"\bEDSR",
+              "srresnet": r"\bSRResNet", "msrresnet": r"\bMSRResNet", "wdrn": r"\bWDRN"}
+# sizes descriptions state -> the builder arguments they must equal
+SIZE_CLAIMS = [
+    (r"\bx(\d+)\b", "scale"),
+    (r"(\d+) (?:blocks|RRDB)\b", "num_blocks"),
+    (r"(\d+) blocks x (\d+)(?! layers)\b", ("num_blocks", "num_features")),
+    (r"x (\d+) layers", "num_layers"),
+    (r"\bnf (\d+)", "num_features"),
+    (r"\bgc (\d+)", "growth_channels"),
+    (r"(\d+) features", "num_features"),
+    (r"(\d+) convs", "num_convs"),
+    (r"SRVGGNetCompact (\d+)x(\d+)\b", ("num_convs", "num_features")),
+]
+
+
+def stated_sizes(description: str) -> list[tuple[str, int]]:
+    stated = []
+    for pattern, keys in SIZE_CLAIMS:
+        for match in re.finditer(pattern, description):
+            names = keys if isinstance(keys, tuple) else (keys,)
+            stated += [(name, int(value)) for name, value in zip(names, match.groups())]
+    return stated
+
+
+def weights_of(entry: catalogue.Entry) -> dict[str, torch.Tensor] | None:
+    """The state dict an entry with weights names (embedded file, or the pretrained package's files)."""
+    from srgan.modelfiles import read
+
+    if entry.kind == catalogue.EMBEDDED:
+        model_file = read(entry.path)
+        assert model_file.spec == entry.spec, "the entry's spec is its file's"
+        return model_file.state_dict
+    if entry.kind == catalogue.PRETRAINED_KIND:
+        if not entry.available:
+            return None
+        from srgan.modelfiles.ncnn import convert_ncnn
+        from srgan.models import _pretrained_ncnn_files
+
+        spec, state_dict = convert_ncnn(*_pretrained_ncnn_files(entry))
+        assert spec == entry.spec, "the catalogued network is the one the published files hold"
+        return state_dict
+    return None
+
+
+@pytest.mark.parametrize("name", [name for name, entry in ENTRIES.items() if entry.spec is not None])
+def test_entry_claims_hold_for_the_built_network(name):
+    entry = ENTRIES[name]
+    spec = entry.spec
+    assert entry.tags >= {entry.kind, spec.arch, f"x{entry.scale}"} and entry.scale == spec.scale
+    named = {arch for arch, words in ARCH_WORDS.items() if re.search(words, entry.description)}
+    assert named <= {spec.arch}, "an architecture the description names is the entry's"
+    for key, value in stated_sizes(entry.description):
+        assert spec.kwargs[key] == value, f"description says {key} {value}"
+
+    # the meta device runs shapes only: even the 43M-parameter presets cost nothing
+    with torch.device("meta"):
+        module = spec.build()
+        out = module(torch.empty(1, spec.in_channels, 8, 6))
+    assert out.shape == (1, spec.out_channels, 8 * spec.scale, 6 * spec.scale)
+    assert module.scale == spec.scale
+    count = sum(parameter.numel() for parameter in module.parameters())
+    if entry.num_params is not None:
+        assert count == entry.num_params
+    if (millions := re.search(r"([\d.]+)M parameters", entry.description)) is not None:
+        assert round(count / 1e6, 1) == float(millions.group(1))
+
+    state_dict = weights_of(entry)
+    if state_dict is not None:
+        assert {key: tuple(t.shape) for key, t in state_dict.items()} == {
+            key: tuple(t.shape) for key, t in module.state_dict().items()
+        }, "the weights fit the catalogued network"
+    assert entry.has_weights == (entry.kind in (catalogue.EMBEDDED, catalogue.PRETRAINED_KIND))
+
+
+def test_bicubic_entry_and_the_lists_read_the_catalogue():
+    bicubic = ENTRIES[catalogue.BICUBIC]
+    assert bicubic.spec is None and load_model(catalogue.BICUBIC).scale == bicubic.scale
+    assert list_models() == sorted(name for name, entry in ENTRIES.items() if entry.kind == catalogue.PRESET)
+    loadable = list_models(weights=True)
+    assert loadable == [name for name, entry in ENTRIES.items() if entry.kind != catalogue.PRESET]
+    assert set(list_models(available=True)) == {name for name in loadable if ENTRIES[name].available}
+
+
+def test_stated_sizes_reads_every_wording():
+    assert stated_sizes("SRResNet x4, 16 blocks x 64, BN") == [("scale", 4), ("num_blocks", 16), ("num_blocks", 16),
+                                                               ("num_features", 64)]
+    assert ("num_layers", 4) in stated_sizes("WDRN x4, 8 blocks x 4 layers, nf 64")
+    assert ("num_features", 4) not in stated_sizes("WDRN x4, 8 blocks x 4 layers, nf 64")
