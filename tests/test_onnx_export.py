@@ -197,10 +197,29 @@ def test_cli_exports_a_training_checkpoint_as_dynamic_onnx(tmp_path, capsys):
     np.testing.assert_allclose(run_onnx(target, x), expected, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("option", [["--fp16"], ["--description", "a model"], ["--license", "MIT"]])
-def test_cli_refuses_safetensors_only_options_for_onnx(option, tmp_path, capsys):
+def test_cli_refuses_fp16_for_onnx(tmp_path, capsys):
     from srgan.cli import main
 
-    assert main(["export", "bicubic", "-o", str(tmp_path / "model.onnx"), *option]) == 1
-    assert "apply to .safetensors and .pth exports" in capsys.readouterr().err
+    assert main(["export", "compact-psnr-x4", "-o", str(tmp_path / "model.onnx"), "--fp16"]) == 1
+    assert "model.onnx: ONNX files are written in float32" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_interpolation_of_named_models_writes_onnx_with_its_provenance(tmp_path):
+    import onnx
+
+    from srgan.cli import main
+    from srgan.models import load_model
+
+    target = tmp_path / "blend.onnx"
+    assert main(["interpolate", "compact-psnr-x4", "compact-srgan-x4", "--alpha", "0.5", "-o", str(target)]) == 0
+
+    metadata = {entry.key: entry.value for entry in onnx.load(str(target)).metadata_props}
+    assert (metadata["srgan.arch"], metadata["srgan.scale"], metadata["srgan.name"]) == ("srvgg_compact", "4", "blend")
+    assert '"alpha": 0.5' in metadata["srgan.interpolated"] and "MIT" in metadata["srgan.license"]
+    blend = load_model("compact-psnr-x4").module
+    with torch.no_grad():
+        for parameter, other in zip(blend.parameters(), load_model("compact-srgan-x4").module.parameters()):
+            parameter.copy_(0.5 * parameter + 0.5 * other)
+        x = torch.rand(1, 3, 9, 7)
+        np.testing.assert_allclose(run_onnx(target, x), blend(x).numpy(), atol=1e-4, rtol=0)

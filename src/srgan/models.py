@@ -73,19 +73,6 @@ def list_pretrained() -> dict[str, Entry]:
     return {name: entry for name, entry in entries(tag="weights").items()}
 
 
-def _file_label(path: Path) -> str:
-    """A report label for a model file: its stem, prefixed with its run folder when the stem is a
-    generic name every run writes (two runs' `generator.safetensors` must not share a label).
-
-    The label also names output files (`photo_run_a-generator_x4.png`), so it holds no path separator.
-    """
-    parent = path.resolve().parent
-    if path.stem in ("generator", "model", "best", "latest", "net_g") or path.suffix.lower() == ".ckpt":
-        run = parent.parent.name if parent.name == "checkpoints" else parent.name
-        return f"{run}-{path.stem}" if run else path.stem
-    return path.stem
-
-
 def read_reference(reference: str | os.PathLike, *, ema: bool = True) -> ModelFile:
     """The weights any model reference names (file, checkpoint, embedded or pretrained name)."""
     from srgan import catalogue, modelfiles
@@ -124,7 +111,7 @@ def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, dev
         factor = int(factor)
         return LoadedModel(BicubicUpsampler(factor).eval().to(device), BICUBIC, BICUBIC, factor, 3, 3, True, {})
     model_file = read_reference(text)
-    loaded = loaded_model(model_file, name=_file_label(path) if path.is_file() else text)
+    loaded = loaded_model(model_file, name=model_file.name)
     if path.is_file() and path.suffix.lower() == ".param":
         loaded.ncnn_files = (path, path.with_suffix(".bin"))
     elif not path.is_file() and (files := _pretrained_files(text)) is not None:
@@ -163,7 +150,7 @@ def export_model(
     description: str | None = None,
     license: str | None = None,
 ) -> Path:
-    """Write any model reference as `.safetensors` or `.pth` (chosen by `out`'s extension).
+    """Write any model reference as `.safetensors`, `.pth` or `.onnx` (chosen by `out`'s extension).
 
     `description` and `license` go into the metadata, where `srgan models` shows them.
     """

@@ -46,8 +46,8 @@ def register(subparsers) -> None:
     export.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
                         help="export the EMA weights when the run kept them (default: yes)")
     export.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size; not ONNX)")
-    export.add_argument("--description", metavar="TEXT", help="one line on what the model is, shown by `srgan models` (not ONNX)")
-    export.add_argument("--license", metavar="TEXT", help="the weights' licence, shown by `srgan models` (not ONNX)")
+    export.add_argument("--description", metavar="TEXT", help="one line on what the model is, shown by `srgan models`")
+    export.add_argument("--license", metavar="TEXT", help="the weights' licence, shown by `srgan models`")
     export.set_defaults(handler=run_export)
 
     interpolate = subparsers.add_parser(
@@ -57,7 +57,7 @@ def register(subparsers) -> None:
     interpolate.add_argument("model_a", metavar="A", help="model name, file or checkpoint, e.g. the PSNR-oriented model")
     interpolate.add_argument("model_b", metavar="B", help="model name, file or checkpoint, e.g. the GAN model")
     interpolate.add_argument("--alpha", type=float, required=True, help="weight of B, between 0 and 1")
-    interpolate.add_argument("-o", "--output", required=True, metavar="OUT.safetensors|OUT.pth")
+    interpolate.add_argument("-o", "--output", required=True, metavar="OUT.safetensors|OUT.pth|OUT.onnx")
     interpolate.set_defaults(handler=run_interpolate)
 
 
@@ -90,20 +90,10 @@ def run_export(args) -> int:
     if named is None or export_format != named:
         wanted = f".{args.format}" if args.format else ".safetensors, .pth or .onnx"
         raise SrganError(f"{args.output}: name the output {wanted}; the extension says which format it holds")
-    if export_format == "onnx":
-        from srgan.onnx_export import export_model_onnx
+    from srgan.models import export_model
 
-        if args.fp16 or args.description or args.license:
-            raise SrganError(
-                "--fp16, --description and --license apply to .safetensors and .pth exports; ONNX files are "
-                "written in float32 with the model's own metadata"
-            )
-        print(export_model_onnx(args.source, args.output, ema=args.ema))
-    else:
-        from srgan.models import export_model
-
-        print(export_model(args.source, args.output, ema=args.ema, fp16=args.fp16,
-                           description=args.description, license=args.license))
+    print(export_model(args.source, args.output, ema=args.ema, fp16=args.fp16,
+                       description=args.description, license=args.license))
     return 0
 
 

@@ -8,9 +8,9 @@ checkpoints (`.ckpt`, read-only: the generator and the config that built it) and
 architecture modules themselves (`srgan.archs.registry.recognise`).
 
 `write(path, model_file)` picks the format from the extension: `.safetensors` (srgan's own, with
-metadata) or `.pth` (a weights-only-loadable `{"params_ema": state_dict}`, in BasicSR's key names
-wherever BasicSR defines the network; a warning names what loads it when chaiNNer / ComfyUI cannot). ONNX is written by `srgan.onnx_export`, which needs
-the built network rather than its weights.
+metadata), `.pth` (a weights-only-loadable `{"params_ema": state_dict}`, in BasicSR's key names
+wherever BasicSR defines the network; a warning names what loads it when chaiNNer / ComfyUI cannot)
+or `.onnx` (the built network as one dynamic-shape graph, the `onnx` extra).
 
 The network's scale has one home, the spec's kwargs; a file that states another one anywhere (an
 older header's `scale`, or weights shaped for a different factor) is refused at read, naming both.
@@ -32,8 +32,11 @@ SAFETENSORS_SUFFIX = ".safetensors"
 PTH_SUFFIXES = (".pth", ".pt")
 CHECKPOINT_SUFFIX = ".ckpt"
 NCNN_SUFFIX = ".param"
+ONNX_SUFFIX = ".onnx"
 READ_SUFFIXES = (SAFETENSORS_SUFFIX, *PTH_SUFFIXES, CHECKPOINT_SUFFIX, NCNN_SUFFIX)
-WRITE_SUFFIXES = (SAFETENSORS_SUFFIX, *PTH_SUFFIXES)
+WRITE_SUFFIXES = (SAFETENSORS_SUFFIX, *PTH_SUFFIXES, ONNX_SUFFIX)
+# File stems every run writes: a label adds the run folder to them
+_GENERIC_STEMS = ("generator", "model", "best", "latest", "net_g")
 
 
 @dataclass
@@ -50,6 +53,12 @@ class ModelFile:
     provenance: dict[str, str] = field(default_factory=dict)
     layout: str = "srgan"
     path: Path | None = None
+
+    @property
+    def name(self) -> str | None:
+        """What reports call the model: its file's label (a catalogue file's stem is its name), else
+        the name it was given; None for weights made in memory (a blend)."""
+        return file_label(self.path) if self.path is not None else self.provenance.get("name")
 
     def build(self) -> nn.Module:
         """The network with these weights loaded (strictly), in eval mode; SrganError if they do not fit."""
@@ -95,12 +104,18 @@ def read(path: str | os.PathLike, *, ema: bool = True) -> ModelFile:
 def write(path: str | os.PathLike, model_file: ModelFile, *, dtype: torch.dtype | None = None) -> Path:
     """Write `model_file` in the format `path`'s extension names, atomically; returns the path.
 
-    `dtype=torch.float16` halves the file: floating tensors are cast, integer buffers kept.
+    `dtype=torch.float16` halves a `.safetensors` / `.pth` file: floating tensors are cast, integer
+    buffers kept (ONNX files are fp32).
     """
-    from srgan.modelfiles import pth, srgan_safetensors
+    from srgan.modelfiles import onnx, pth, srgan_safetensors
 
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix == ONNX_SUFFIX:
+        if dtype is not None:
+            raise SrganError(f"{path}: ONNX files are written in float32; leave out the float16 storage (--fp16)")
+        onnx.write(path, model_file, name=model_file.name or path.stem)
+        return path
     tensors = {}
     for key, tensor in model_file.state_dict.items():
         tensor = tensor.detach().to("cpu")
@@ -113,11 +128,21 @@ def write(path: str | os.PathLike, model_file: ModelFile, *, dtype: torch.dtype 
     elif suffix in PTH_SUFFIXES:
         pth.write(path, model_file)
     else:
-        raise SrganError(
-            f"{path}: cannot write model files of type {suffix!r}; use .safetensors or .pth "
-            "(ONNX: `srgan export MODEL -o OUT.onnx`)"
-        )
+        raise SrganError(f"{path}: cannot write model files of type {suffix!r}; use {', '.join(WRITE_SUFFIXES)}")
     return path
+
+
+def file_label(path: Path) -> str:
+    """A report label for a model file: its stem, prefixed with its run folder when the stem is a
+    generic name every run writes (two runs' `generator.safetensors` must not share a label).
+
+    The label also names output files (`photo_run_a-generator_x4.png`), so it holds no path separator.
+    """
+    if path.stem in _GENERIC_STEMS or path.suffix.lower() == CHECKPOINT_SUFFIX:
+        parent = path.resolve().parent
+        run = parent.parent.name if parent.name == "checkpoints" else parent.name
+        return f"{run}-{path.stem}" if run else path.stem
+    return path.stem
 
 
 def save_model(
