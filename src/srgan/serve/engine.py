@@ -23,7 +23,8 @@ class UpscaleEngine:
 
     def __init__(self, model: str | None, *, device: str | None = None, max_pixels: int):
         from srgan.inference import Upscaler
-        from srgan.models import BICUBIC, DEFAULT_MODEL, list_pretrained, load_model
+        from srgan.catalogue import entries
+        from srgan.models import DEFAULT_MODEL, load_model
 
         requested = model or DEFAULT_MODEL
         self._device = device
@@ -31,14 +32,14 @@ class UpscaleEngine:
         # Loaded now so a missing or broken model is reported on the command line, not on the first request.
         default = load_model(requested, device="cpu")
         self.default_model = default.name
-        self._sources: dict[str, str] = {default.name: requested, BICUBIC: BICUBIC}
-        self._descriptions: dict[str, str] = {BICUBIC: "MATLAB bicubic interpolation, the no-weights baseline"}
-        self._scales: dict[str, int | None] = {BICUBIC: 4, default.name: default.scale}
-        for name, info in list_pretrained().items():
-            if info.available:
-                self._sources.setdefault(name, name)
-                self._descriptions.setdefault(name, info.description)
-                self._scales.setdefault(name, info.scale)
+        self._sources: dict[str, str] = {default.name: requested}
+        self._descriptions: dict[str, str] = {}
+        self._scales: dict[str, int | None] = {default.name: default.scale}
+        # every named model of the catalogue that loads here: bicubic, embedded, installed pretrained
+        for name, entry in entries(tag="available").items():
+            self._sources.setdefault(name, name)
+            self._descriptions.setdefault(name, entry.description)
+            self._scales.setdefault(name, entry.scale)
         self._descriptions.setdefault(default.name, default.metadata.get("description", f"{default.arch} model"))
         self._upscalers = collections.OrderedDict({default.name: Upscaler(default, device=device)})
 
