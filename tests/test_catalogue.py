@@ -4,6 +4,7 @@ description states) hold for the network it builds or the weights it names."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -103,3 +104,24 @@ def test_stated_sizes_reads_every_wording():
                                                                ("num_features", 64)]
     assert ("num_layers", 4) in stated_sizes("WDRN x4, 8 blocks x 4 layers, nf 64")
     assert ("num_features", 4) not in stated_sizes("WDRN x4, 8 blocks x 4 layers, nf 64")
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_the_docs_name_every_named_model_and_state_what_the_catalogue_says():
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    shipped = (DOCS / "models" / "README.md").read_text(encoding="utf-8")
+    for name, entry in ENTRIES.items():
+        if not entry.has_weights:
+            continue
+        assert f"`{name}`" in readme, f"README does not name {name}"
+        if entry.kind != catalogue.EMBEDDED:
+            continue
+        row = next(line for line in shipped.splitlines() if line.startswith(f"| `{name}`"))
+        assert (DOCS / "models" / f"{name}.md").is_file()
+        # "SRVGGNetCompact 16 × 48, 355 k parameters": convs x features, and the count, of the shipped file
+        if (size := re.search(r"SRVGGNetCompact (\d+) × (\d+), (\d+) k parameters", row)) is not None:
+            assert (entry.spec.kwargs["num_convs"], entry.spec.kwargs["num_features"]) == tuple(map(int, size.groups()[:2]))
+            count = sum(parameter.numel() for parameter in entry.spec.build().parameters())
+            assert round(count / 1000) == int(size.group(3))

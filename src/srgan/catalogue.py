@@ -7,7 +7,8 @@ source, licence, description and tags (timm's idea: one list, filtered by tag). 
 - `pretrained`: published generators shipped as ncnn files in PyPI packages (the `pretrained`
   extra), converted once and cached;
 - `preset`: an untrained architecture preset (for `srgan train` / `create_model`), not loadable.
-`srgan models`, `srgan.list_models()`, the server's `/api/models` and docs/MODELS read this list;
+`srgan models`, `srgan.list_models()` and the server's `/api/models` read this list, and the docs
+(README, docs/models/) are checked against it;
 tests check every entry's claims against the network it builds.
 """
 
