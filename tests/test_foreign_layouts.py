@@ -39,13 +39,20 @@ class DenseBlock5C(nn.Module):
         return self.conv5(torch.cat((x, x1, x2, x3, x4), 1)) * 0.2 + x
 
 
-class OldRRDB(nn.Module):
-    def __init__(self, nf: int, gc: int):
+class RRDB(nn.Module):
+    """Three dense blocks in a chain with a 0.2-scaled skip, under the names a layout gives them."""
+
+    def __init__(self, names: tuple[str, str, str], make_block):
         super().__init__()
-        self.RDB1, self.RDB2, self.RDB3 = DenseBlock5C(nf, gc), DenseBlock5C(nf, gc), DenseBlock5C(nf, gc)
+        self.names = names
+        for name in names:
+            self.add_module(name, make_block())
 
     def forward(self, x):
-        return self.RDB3(self.RDB2(self.RDB1(x))) * 0.2 + x
+        out = x
+        for name in self.names:
+            out = getattr(self, name)(out)
+        return out * 0.2 + x
 
 
 class ShortcutBlock(nn.Module):
@@ -63,7 +70,9 @@ class OriginalESRGAN(nn.Module):
         up = lambda: [nn.Upsample(scale_factor=2, mode="nearest"), conv(nf, nf), nn.LeakyReLU(0.2)]  # noqa: E731
         self.model = nn.Sequential(
             conv(3, nf),
-            ShortcutBlock(nn.Sequential(*(OldRRDB(nf, gc) for _ in range(nb)), conv(nf, nf))),
+            ShortcutBlock(
+                nn.Sequential(*(RRDB(("RDB1", "RDB2", "RDB3"), lambda: DenseBlock5C(nf, gc)) for _ in range(nb)), conv(nf, nf))
+            ),
             *up(),
             *up(),
             conv(nf, nf),
@@ -86,20 +95,10 @@ class BasicSRDenseBlock(nn.Module):
         self.lrelu = nn.LeakyReLU(0.2)
 
     def forward(self, x):
-        x1 = self.lrelu(self.conv1(x))
-        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
-        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
-        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
-        return self.conv5(torch.cat((x, x1, x2, x3, x4), 1)) * 0.2 + x
-
-
-class BasicSRRRDB(nn.Module):
-    def __init__(self, nf: int, gc: int):
-        super().__init__()
-        self.rdb1, self.rdb2, self.rdb3 = BasicSRDenseBlock(nf, gc), BasicSRDenseBlock(nf, gc), BasicSRDenseBlock(nf, gc)
-
-    def forward(self, x):
-        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+        seen = [x]
+        for dense in (self.conv1, self.conv2, self.conv3, self.conv4):
+            seen.append(self.lrelu(dense(torch.cat(seen, 1))))
+        return self.conv5(torch.cat(seen, 1)) * 0.2 + x
 
 
 class BasicSRRRDBNet(nn.Module):
@@ -109,7 +108,7 @@ class BasicSRRRDBNet(nn.Module):
         super().__init__()
         self.scale = scale
         self.conv_first = conv(3 * (16 // scale**2), nf)
-        self.body = nn.Sequential(*(BasicSRRRDB(nf, gc) for _ in range(nb)))
+        self.body = nn.Sequential(*(RRDB(("rdb1", "rdb2", "rdb3"), lambda: BasicSRDenseBlock(nf, gc)) for _ in range(nb)))
         self.conv_body, self.conv_up1, self.conv_up2 = conv(nf, nf), conv(nf, nf), conv(nf, nf)
         self.conv_hr, self.conv_last, self.lrelu = conv(nf, nf), conv(nf, 3), nn.LeakyReLU(0.2)
 

@@ -24,7 +24,6 @@ from torch import nn
 
 from srgan.errors import SrganError
 from srgan.modelfiles.onnx import (
-    DEFAULT_EXAMPLE_SIZE,
     DEFAULT_OPSET,
     INPUT_NAME,
     INSTALL_HINT,
@@ -35,19 +34,12 @@ from srgan.modelfiles.onnx import (
 )
 
 
-def export_onnx(
-    loaded_model,
-    path: str | os.PathLike,
-    *,
-    opset: int = DEFAULT_OPSET,
-    dynamic: bool = True,
-    input_size: tuple[int, int] = DEFAULT_EXAMPLE_SIZE,
-) -> Path:
+def export_onnx(loaded_model, path: str | os.PathLike, **options) -> Path:
     """Write `loaded_model` (a `srgan.models.LoadedModel`) to `path` as ONNX; returns the path.
 
-    `dynamic=True`: batch, height and width are free. `dynamic=False`: the file accepts exactly one
-    (1, C, *input_size) input, which some accelerators (TensorRT engines, NPUs) need; `input_size`
-    is (height, width) in input pixels. The module itself is not changed (a CPU fp32 copy is traced).
+    `options` are `srgan.modelfiles.onnx.export_module`'s: `opset`, `dynamic` (default True: batch,
+    height and width free) and `input_size` (the one accepted (height, width) when not dynamic).
+    The module itself is not changed (a CPU fp32 copy is traced).
     """
     require_exporter()
     if loaded_model.arch == "bicubic":
@@ -55,10 +47,7 @@ def export_onnx(
     metadata = network_metadata(
         loaded_model.name, loaded_model.arch, loaded_model.scale, loaded_model.in_channels, loaded_model.out_channels
     )
-    return export_module(
-        loaded_model.module, path, in_channels=loaded_model.in_channels, metadata=metadata,
-        opset=opset, dynamic=dynamic, input_size=input_size,
-    )
+    return export_module(loaded_model.module, path, in_channels=loaded_model.in_channels, metadata=metadata, **options)
 
 
 class OnnxRuntimeModule(nn.Module):
