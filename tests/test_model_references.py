@@ -145,10 +145,12 @@ def test_export_refuses_an_extension_that_does_not_match_the_format(tmp_path, ca
     assert not (tmp_path / "m.pth").exists()
 
 
-def test_checkpoint_exports_to_a_real_pth(tmp_path):
+def test_checkpoint_exports_to_a_real_pth(tmp_path, capsys):
     original = tiny_file("edsr")
     checkpoint = write_checkpoint(tmp_path / "best.ckpt", original)
     assert main(["export", str(checkpoint), "-o", str(tmp_path / "model.pth")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("srgan: warning: ")]
+    assert len(warnings) == 1 and "model.pth: spandrel has no edsr architecture" in warnings[0]
     contents = torch.load(tmp_path / "model.pth", weights_only=True)
     assert set(contents["params_ema"]) == set(original.state_dict)
     assert load_model(tmp_path / "model.pth").arch == "edsr"

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 EXPORT_FORMATS = ("safetensors", "pth", "onnx")
@@ -92,13 +96,30 @@ def run_export(args) -> int:
         raise SrganError(f"{args.output}: name the output {wanted}; the extension says which format it holds")
     from srgan.models import export_model
 
-    print(export_model(args.source, args.output, ema=args.ema, fp16=args.fp16,
-                       description=args.description, license=args.license))
+    with _warnings_said():
+        print(export_model(args.source, args.output, ema=args.ema, fp16=args.fp16,
+                           description=args.description, license=args.license))
     return 0
 
 
 def run_interpolate(args) -> int:
     from srgan.models import interpolate_models
 
-    print(interpolate_models(args.model_a, args.model_b, args.alpha, args.output))
+    with _warnings_said():
+        print(interpolate_models(args.model_a, args.model_b, args.alpha, args.output))
     return 0
+
+
+@contextlib.contextmanager
+def _warnings_said() -> Iterator[None]:
+    """Warnings of the model-file layer (no EMA weights, a .pth chaiNNer / ComfyUI cannot open) as
+    `srgan: warning: ...` lines on stderr while a command runs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("srgan: warning: %(message)s"))
+    logger = logging.getLogger("srgan")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
