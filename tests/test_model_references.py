@@ -206,6 +206,15 @@ def test_two_runs_generators_get_distinct_labels_that_name_outputs_beside_the_in
     # the label goes into the file name: no folder "p_run_a" made for it
     assert sorted(path.name for path in photos.iterdir()) == ["p.png", "p_run_a-generator_x3.png", "p_run_b-generator_x3.png"]
 
+    from srgan.evaluate import evaluate_models
+
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    Image.new("RGB", (24, 24), (90, 120, 30)).save(hr / "flat.png")
+    generators = [tmp_path / run / "generator.safetensors" for run in ("run_a", "run_b")]
+    report = evaluate_models(generators, [hr], 3, progress=False)
+    assert report.models == ["bicubic", "run_a-generator", "run_b-generator"]
+
 
 # --- layering: imports point down ---------------------------------------------------------------
 
