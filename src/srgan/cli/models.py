@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from srgan.cli.notes import warnings_said
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "models",
         help="list architectures and named weights; fetch optional weights",
         description="Without a subcommand: list the named models usable with `--model` (bicubic, embedded, "
-        "pretrained) and the untrained architecture presets for `srgan train`, from one catalogue.",
+        "pretrained, and your own files in $SRGAN_MODELS_DIR or ~/.local/share/srgan/models) and the untrained "
+        "architecture presets for `srgan train`, from one catalogue.",
     )
     parser.set_defaults(handler=list_models_command)
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
@@ -28,10 +31,11 @@ def register(subparsers) -> None:
 
 
 def list_models_command(args: argparse.Namespace) -> int:
-    from srgan.catalogue import PRESET, entries
+    from srgan.catalogue import PRESET, entries, user_models_dir
     from srgan.models import DEFAULT_MODEL
 
-    listed = entries()
+    with warnings_said():
+        listed = entries()
     weights = {name: entry for name, entry in listed.items() if entry.kind != PRESET}
     presets = {name: entry for name, entry in listed.items() if entry.kind == PRESET}
     print("Named models (`srgan upscale --model NAME`, `srgan export NAME`, srgan.load_model):")
@@ -42,6 +46,7 @@ def list_models_command(args: argparse.Namespace) -> int:
         default = " (default)" if name == DEFAULT_MODEL else ""
         print(f"  {name:<{width}}  {status:<10}  {network:<18}  {entry.description}{default}")
         print(f"  {'':<{width}}  {'':<10}  {'':<18}  source: {entry.source}; licence: {entry.license}")
+    print(f"\nYour own model files become named models in {user_models_dir()} (name = file stem).")
     print("\nUntrained architecture presets (`srgan train`, srgan.create_model):")
     width = max(len(name) for name in presets)
     for name, entry in presets.items():

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
+
+from srgan.cli.notes import warnings_said
 
 EXPORT_FORMATS = ("safetensors", "pth", "onnx")
 _FORMAT_OF_SUFFIX = {".safetensors": "safetensors", ".pth": "pth", ".pt": "pth", ".onnx": "onnx"}
@@ -96,7 +94,7 @@ def run_export(args) -> int:
         raise SrganError(f"{args.output}: name the output {wanted}; the extension says which format it holds")
     from srgan.models import export_model
 
-    with _warnings_said():
+    with warnings_said():
         print(export_model(args.source, args.output, ema=args.ema, fp16=args.fp16,
                            description=args.description, license=args.license))
     return 0
@@ -105,21 +103,6 @@ def run_export(args) -> int:
 def run_interpolate(args) -> int:
     from srgan.models import interpolate_models
 
-    with _warnings_said():
+    with warnings_said():
         print(interpolate_models(args.model_a, args.model_b, args.alpha, args.output))
     return 0
-
-
-@contextlib.contextmanager
-def _warnings_said() -> Iterator[None]:
-    """Warnings of the model-file layer (no EMA weights, a .pth chaiNNer / ComfyUI cannot open) as
-    `srgan: warning: ...` lines on stderr while a command runs."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("srgan: warning: %(message)s"))
-    logger = logging.getLogger("srgan")
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
