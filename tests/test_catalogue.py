@@ -138,6 +138,7 @@ def test_user_model_files_are_named_models(tmp_path, monkeypatch, capsys):
     write(tmp_path / "mine" / "holiday.safetensors", from_module(module, spec, {"description": "our holiday photos"}))
     write(tmp_path / "mine" / "holiday-basicsr.pth", from_module(module, spec))
     (tmp_path / "mine" / "broken.pth").write_bytes(b"not a pickle")
+    write(tmp_path / "mine" / "compact-psnr-x4.safetensors", from_module(module, spec))  # shadowed, said
 
     listed = catalogue.entries(tag=catalogue.USER)
     assert list(listed) == ["holiday-basicsr", "holiday"]
@@ -151,9 +152,15 @@ def test_user_model_files_are_named_models(tmp_path, monkeypatch, capsys):
         torch.testing.assert_close(loaded.module(image), module(image))
     assert (loaded.name, loaded.scale) == ("holiday", 2)
 
-    catalogue._user_entry.cache_clear()  # as in a new process: files are read (and a broken one reported) once
+    assert load_model("compact-psnr-x4").scale == 4, "srgan's own model keeps its name"
+
+    # as in a new process: files are read, and a broken or shadowed one reported, once
+    catalogue._user_entry.cache_clear()
+    catalogue._say_shadowed.cache_clear()
     assert main(["models"]) == 0
     captured = capsys.readouterr()
     assert any(line.split()[:3] == ["holiday", "user", "srvgg_compact"] for line in captured.out.splitlines())
-    (warning,) = captured.err.splitlines()
-    assert warning.startswith("srgan: warning: ") and "broken.pth: not a readable PyTorch file" in warning
+    broken, shadowed = captured.err.splitlines()
+    assert broken.startswith("srgan: warning: ") and "broken.pth: not a readable PyTorch file" in broken
+    assert shadowed.startswith("srgan: warning: ")
+    assert "compact-psnr-x4.safetensors: named like srgan's embedded model 'compact-psnr-x4'" in shadowed

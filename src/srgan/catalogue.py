@@ -192,6 +192,14 @@ def _user_entry(path: Path, stamp: tuple[int, int]) -> Entry | None:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _say_shadowed(path: Path, kind: str) -> None:
+    """Warn (once per file) that a user file is named like a model srgan already has."""
+    logging.getLogger("srgan").warning(
+        "%s: named like srgan's %s model %r, which that name keeps loading; rename the file", path, kind, path.stem
+    )
+
+
 def _pretrained_entries() -> list[Entry]:
     from importlib.util import find_spec
 
@@ -227,6 +235,8 @@ def entries(*, tag: str | None = None) -> dict[str, Entry]:
                     "srgan.resize", "n/a", True)
     listed: dict[str, Entry] = {}
     for entry in [bicubic, *_embedded_entries(), *_pretrained_entries(), *_user_entries(), *_preset_entries()]:
+        if entry.name in listed and entry.kind == USER:
+            _say_shadowed(entry.path, listed[entry.name].kind)
         listed.setdefault(entry.name, entry)
     if tag is None:
         return listed
