@@ -145,6 +145,18 @@ def test_export_refuses_an_extension_that_does_not_match_the_format(tmp_path, ca
     assert not (tmp_path / "m.pth").exists()
 
 
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_unwritable_output_is_one_line_naming_it(suffix, tmp_path, capsys):
+    (tmp_path / f"folder{suffix}").mkdir()
+    assert main(["export", "compact-psnr-x4", "-o", str(tmp_path / f"folder{suffix}")]) == 1
+    assert f"folder{suffix}: is a folder; give the model file to write" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("not a folder")
+    assert main(["interpolate", "compact-psnr-x4", "compact-srgan-x4", "--alpha", "0.5",
+                 "-o", str(tmp_path / "a-file" / f"blend{suffix}")]) == 1
+    assert f"blend{suffix}: cannot write the model file (" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", f"folder{suffix}"]
+
+
 def test_checkpoint_exports_to_a_real_pth(tmp_path, capsys):
     original = tiny_file("edsr")
     checkpoint = write_checkpoint(tmp_path / "best.ckpt", original)

@@ -18,7 +18,9 @@ older header's `scale`, or weights shaped for a different factor) is refused at 
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -116,6 +118,8 @@ def write(path: str | os.PathLike, model_file: ModelFile, *, dtype: torch.dtype 
             raise SrganError(f"{path}: ONNX files are written in float32; leave out the float16 storage (--fp16)")
         onnx.write(path, model_file, name=model_file.name or path.stem)
         return path
+    if suffix not in WRITE_SUFFIXES:
+        raise SrganError(f"{path}: cannot write model files of type {suffix!r}; use {', '.join(WRITE_SUFFIXES)}")
     tensors = {}
     for key, tensor in model_file.state_dict.items():
         tensor = tensor.detach().to("cpu")
@@ -123,13 +127,24 @@ def write(path: str | os.PathLike, model_file: ModelFile, *, dtype: torch.dtype 
             tensor = tensor.to(dtype)
         tensors[key] = tensor.contiguous()
     model_file = replace(model_file, state_dict=tensors)
-    if suffix == SAFETENSORS_SUFFIX:
-        srgan_safetensors.write(path, model_file)
-    elif suffix in PTH_SUFFIXES:
-        pth.write(path, model_file)
-    else:
-        raise SrganError(f"{path}: cannot write model files of type {suffix!r}; use {', '.join(WRITE_SUFFIXES)}")
+    with writing(path):
+        if suffix == SAFETENSORS_SUFFIX:
+            srgan_safetensors.write(path, model_file)
+        else:
+            pth.write(path, model_file)
     return path
+
+
+@contextlib.contextmanager
+def writing(path: Path, what: str = "model file") -> Iterator[None]:
+    """Refuse a folder as `path`, and turn a failed write (no permission, disk full) into one
+    SrganError naming it; the writer inside goes through `atomic_write`, so nothing is left behind."""
+    if path.is_dir():
+        raise SrganError(f"{path}: is a folder; give the {what} to write, e.g. {path / ('model' + path.suffix)}")
+    try:
+        yield
+    except OSError as error:
+        raise SrganError(f"{path}: cannot write the {what} ({error.strerror}); choose a writable location") from None
 
 
 def file_label(path: Path) -> str:

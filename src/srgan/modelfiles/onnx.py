@@ -25,7 +25,7 @@ from torch import nn
 
 from srgan.errors import SrganError
 from srgan.fileutil import atomic_write
-from srgan.modelfiles import ModelFile
+from srgan.modelfiles import ModelFile, writing
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -81,12 +81,8 @@ def export_module(
     """
     require_exporter()
     target = Path(path)
-    if target.is_dir():
-        raise SrganError(f"{target}: is a folder; give the .onnx file to write, e.g. {target / 'model.onnx'}")
-    try:  # before the export, which takes minutes for a large model
+    with writing(target, "ONNX file"):  # before the export, which takes minutes for a large model
         target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise _unwritable(target, error) from None
     height, width = input_size
     if height < 2 or width < 2:
         raise SrganError(f"input size {height}x{width}: each side must be at least 2 pixels")
@@ -118,12 +114,9 @@ def export_module(
             f"needs opset {written_opset}); export with opset {written_opset} or newer"
         )
     program.model.metadata_props.update(metadata)
-    try:
-        with atomic_write(target) as temp_path:
-            # one file: the weights go inside the protobuf instead of a side-car .data file
-            program.save(temp_path, external_data=False)
-    except OSError as error:
-        raise _unwritable(target, error) from None
+    with writing(target, "ONNX file"), atomic_write(target) as temp_path:
+        # one file: the weights go inside the protobuf instead of a side-car .data file
+        program.save(temp_path, external_data=False)
     return target
 
 
@@ -133,10 +126,6 @@ def require_exporter() -> None:
     missing = [name for name in ("onnx", "onnxscript") if find_spec(name) is None]
     if missing:
         raise SrganError(f"ONNX export needs {' and '.join(missing)}, not installed; run: {INSTALL_HINT}")
-
-
-def _unwritable(target: Path, error: OSError) -> SrganError:
-    return SrganError(f"{target}: cannot write the ONNX file ({error.strerror}); choose a writable location")
 
 
 @contextlib.contextmanager
