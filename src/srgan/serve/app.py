@@ -11,15 +11,22 @@ API (also described at /docs and /openapi.json):
   position in the waiting line.
 - `GET /api/jobs/{id}/result`: the upscaled image as PNG, once the job is done.
 
+Every request is first checked against DNS rebinding and other machines: its `Host` header must name
+this server (the bound address, loopback names, or names from `--allow-host`; 403 otherwise), then
+when the server has a token (always when it listens beyond loopback) the request must carry it, as
+`Authorization: Bearer TOKEN` or in the cookie that opening `/?token=TOKEN` sets (401 otherwise).
+
 Errors are JSON `{"error": "..."}` with the matching status code. Uploads are checked in this order:
 the `Origin` of browser requests (403 unless it is this server), body size while it streams in (413),
 the image header (415 if it is no image, 413 if it has too many pixels), then a full decode (422 if
-truncated or corrupt). Results are PNG and stay available for the server's `--keep-minutes`.
+truncated or corrupt). Results are PNG and stay available for the server's `--keep-minutes`, while
+all kept results together stay under `--max-kept-mb` (the oldest are deleted first).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import math
 import shutil
@@ -33,7 +40,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
@@ -59,13 +66,23 @@ _UPLOAD_NAME = "upload"
 # Shown to clients in place of the server-side temporary path that imageio's messages start with.
 _CLIENT_IMAGE_NAME = "uploaded image"
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# The browser keeps the token in this cookie once `/?token=...` has been opened.
+TOKEN_COOKIE = "srgan_token"
+
 
 @dataclass(frozen=True)
 class ServerSettings:
+    """Limits and access rules. `allowed_hosts`: host names (no port, lower case) a request's `Host`
+    may give; `token`: the secret every request must carry (None: none needed)."""
+
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 4_000_000
     queue_size: int = 8
     result_ttl_s: float = 3600.0
+    max_kept_bytes: int = 1024 * 1024 * 1024
+    allowed_hosts: frozenset[str] = LOOPBACK_HOSTS
+    token: str | None = None
 
 
 class _UploadTooLarge(Exception):
@@ -78,7 +95,13 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         work_dir = Path(tempfile.mkdtemp(prefix="srgan-serve-"))
-        jobs = JobQueue(work_dir, engine.run, max_waiting=settings.queue_size, result_ttl_s=settings.result_ttl_s)
+        jobs = JobQueue(
+            work_dir,
+            engine.run,
+            max_waiting=settings.queue_size,
+            result_ttl_s=settings.result_ttl_s,
+            max_kept_bytes=settings.max_kept_bytes,
+        )
         jobs.start()
         app.state.jobs = jobs
         try:
@@ -98,7 +121,8 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
-        response = await call_next(request)
+        refusal = _refuse_unknown_hosts_and_strangers(request, settings)
+        response = refusal if refusal is not None else await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         if not request.url.path.startswith(("/docs", "/redoc")):
             # The page needs nothing beyond this server; /docs keeps FastAPI's own asset sources.
@@ -108,7 +132,12 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
         return response
 
     @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
+    async def index(request: Request) -> Response:
+        if settings.token is not None and "token" in request.query_params:
+            # The token was checked already; keep it in a cookie the page's requests carry, off the URL bar.
+            moved = RedirectResponse("/", status_code=303)
+            moved.set_cookie(TOKEN_COOKIE, settings.token, httponly=True, samesite="strict")
+            return moved
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     @app.get("/api/models", summary="Models a request may use")
@@ -243,6 +272,48 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "internal server error; the server log has the details"}, status_code=500)
 
 
+def _refuse_unknown_hosts_and_strangers(request: Request, settings: ServerSettings) -> JSONResponse | None:
+    """The Host check, then the token check; the refusal to send, or None when the request may go on.
+
+    A page on another site can point its own domain name at this server's address (DNS rebinding) and
+    then read answers as if same-origin; its requests still carry that domain in `Host`, so only the
+    names this server goes by are served. This comes before the Origin check, which trusts `Host`.
+    """
+    host = _host_name(request.headers.get("host", ""))
+    if host not in settings.allowed_hosts:
+        shown = request.headers.get("host", "(none)")
+        allowed = ", ".join(sorted(settings.allowed_hosts))
+        return JSONResponse(
+            {"error": f"Host {shown!r} is not a name of this server (it answers to {allowed}); "
+                      "start it with --allow-host NAME for another name"},
+            status_code=403,
+        )
+    if settings.token is None:
+        return None
+    authorization = request.headers.get("authorization", "")
+    presented = [
+        authorization[len("Bearer "):] if authorization.startswith("Bearer ") else None,
+        request.cookies.get(TOKEN_COOKIE),
+        request.query_params.get("token"),
+    ]
+    if any(value is not None and hmac.compare_digest(value.encode(), settings.token.encode()) for value in presented):
+        return None
+    return JSONResponse(
+        {"error": "this server needs its access token: send 'Authorization: Bearer TOKEN', or open /?token=TOKEN "
+                  "in the browser (the token is printed when the server starts)"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _host_name(host_header: str) -> str | None:
+    """The name in a `Host` header, lower case and without the port ('[::1]:8000' -> '::1')."""
+    try:
+        return urlsplit(f"//{host_header}").hostname
+    except ValueError:  # an unbalanced '[' and the like
+        return None
+
+
 def _refuse_other_sites(request: Request) -> None:
     """A page on another site may not make a visitor's browser queue work on this local server.
 
@@ -340,7 +411,10 @@ def _check_header(path: Path, max_pixels: int) -> None:
 def _find_job(jobs: JobQueue, job_id: uuid.UUID) -> Job:
     job = jobs.get(job_id)
     if job is None:
-        raise HTTPException(404, f"job {job_id} not found (unknown id, or its result expired)")
+        raise HTTPException(
+            404, f"job {job_id} not found (unknown id, or its result expired or was deleted to keep the server's "
+            "results under its storage cap)"
+        )
     return job
 
 

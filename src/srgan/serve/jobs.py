@@ -54,6 +54,7 @@ class Job:
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    result_bytes: int = 0
 
     @property
     def result_path(self) -> Path:
@@ -73,12 +74,23 @@ JobRunner = Callable[[Job, Callable[[float], None]], tuple[int, int]]
 
 
 class JobQueue:
-    """Queued jobs run one by one on a worker thread; finished ones are forgotten after `result_ttl_s`."""
+    """Queued jobs run one by one on a worker thread; finished ones are forgotten after `result_ttl_s`,
+    or sooner, oldest first, when the results kept take more than `max_kept_bytes` (the newest result is
+    always kept, so a job's own result is never gone before its client could fetch it)."""
 
-    def __init__(self, work_dir: Path, runner: JobRunner, *, max_waiting: int, result_ttl_s: float):
+    def __init__(
+        self,
+        work_dir: Path,
+        runner: JobRunner,
+        *,
+        max_waiting: int,
+        result_ttl_s: float,
+        max_kept_bytes: int | None = None,
+    ):
         self.work_dir = work_dir
         self.max_waiting = max_waiting
         self.result_ttl_s = result_ttl_s
+        self.max_kept_bytes = max_kept_bytes
         self._runner = runner
         self._jobs: dict[uuid.UUID, Job] = {}
         self._waiting: collections.deque[Job] = collections.deque()
@@ -151,8 +163,25 @@ class JobQueue:
     def _expire_old_results(self) -> None:
         now = time.time()
         for job in [job for job in self._jobs.values() if self._is_expired(job, now)]:
-            del self._jobs[job.id]
-            shutil.rmtree(job.folder, ignore_errors=True)
+            self._forget(job)
+
+    def _evict_over_cap(self) -> None:
+        """Forget the oldest finished jobs until the kept results fit `max_kept_bytes` (newest kept)."""
+        if self.max_kept_bytes is None:
+            return
+        finished = sorted((job for job in self._jobs.values() if job.finished_at is not None),
+                          key=lambda job: job.finished_at)
+        kept = sum(job.result_bytes for job in finished)
+        for job in finished[:-1]:
+            if kept <= self.max_kept_bytes:
+                break
+            kept -= job.result_bytes
+            logger.info("deleting the result of job %s to keep results under %d bytes", job.id, self.max_kept_bytes)
+            self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        del self._jobs[job.id]
+        shutil.rmtree(job.folder, ignore_errors=True)
 
     def _next_job(self) -> Job | None:
         with self._lock:
@@ -193,6 +222,8 @@ class JobQueue:
             if error is None:
                 job.progress = 1.0
                 job.status = JobStatus.DONE
+                job.result_bytes = job.result_path.stat().st_size if job.result_path.is_file() else 0
             else:
                 job.status = JobStatus.FAILED
             self._recent_durations.append(job.finished_at - (job.started_at or job.finished_at))
+            self._evict_over_cap()
