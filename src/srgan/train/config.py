@@ -344,9 +344,12 @@ def load_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Train
         _set_nested(raw, parts, value)
     raw["preset"] = preset
     raw.setdefault("name", path.stem)
-    config = _build(TrainConfig, raw, "")
-    _expand_home(config)
-    validate_values(config)
+    try:
+        config = _build(TrainConfig, raw, "")
+        _expand_home(config)
+        validate_values(config)
+    except SrganError as error:  # name the recipe: the key may come from it, its preset or an override
+        raise SrganError(f"{path}: {error}") from None
     return config
 
 
