@@ -464,3 +464,51 @@ def test_train_faults(tiny_recipe, tmp_path, capsys):
 
     missing = tmp_path / "absent_dir"
     fails(missing, "", str(tiny_recipe), "--set", f"data.train_dirs=[{missing}]")
+
+
+# ---- faults while writing: SIGTERM unwinds, a SIGKILLed writer's leftovers are cleared -------------
+
+
+def test_sigterm_while_writing_leaves_no_partial_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    source = tmp_path / "noise.png"
+    Image.fromarray(_pixels(700, 700, seed=5)).save(source)  # x2 noise: a slow PNG to encode
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "srgan", "upscale", str(source), "-o", str(out / "big.png"), *BICUBIC_X2]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and any(path.name.endswith(".partial") for path in out.iterdir())):
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "the output was never being written"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 143
+    finally:
+        process.kill()
+        process.wait()
+    assert "Traceback" not in process.stderr.read().decode()
+    _no_partials(tmp_path)
+    if (out / "big.png").exists():  # the writer thread may finish its file while the main thread unwinds
+        with Image.open(out / "big.png") as written:
+            written.load()
+            assert written.size == (1400, 1400)
+
+
+def test_the_next_run_clears_what_a_killed_writer_left(tmp_path):
+    import subprocess
+    import sys
+
+    image = _good_image(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = out / f".a_bicubic_x2.png.{int(finished.stdout)}-abcd1234.partial"  # a SIGKILLed writer's file
+    leftover.write_bytes(b"half an image")
+    assert main(["upscale", str(image), "-o", str(out), *BICUBIC_X2]) == 0
+    assert not leftover.exists() and (out / "a_bicubic_x2.png").is_file()
