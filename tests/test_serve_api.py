@@ -538,3 +538,52 @@ def test_results_kept_stay_under_the_byte_cap_oldest_deleted_first(tmp_path):
         assert lonely.get(job.id) is job and job.result_path.is_file()  # the newest result is always kept
     finally:
         lonely.close()
+
+
+def test_one_client_may_not_fill_the_queue_alone(tmp_path):
+    from srgan.serve.jobs import ClientLimitError
+
+    release = threading.Event()
+
+    def runner(job: Job, report_progress) -> tuple[int, int]:
+        release.wait(10)
+        job.result_path.write_bytes(b"done")
+        return (8, 8)
+
+    queue = JobQueue(tmp_path / "work", runner, max_waiting=8, result_ttl_s=60, max_per_client=2)
+    queue.start()
+    try:
+        made = []
+
+        def job_of(client: str) -> Job:
+            job = make_job(queue)
+            job.client = client
+            made.append(job)
+            return job
+
+        queue.submit(job_of("10.0.0.1"))
+        queue.submit(job_of("10.0.0.1"))
+        refused = job_of("10.0.0.1")
+        with pytest.raises(ClientLimitError, match="you already have 2 job"):
+            queue.submit(refused)
+        assert not refused.folder.exists()
+        queue.submit(job_of("10.0.0.2"))  # another client is not held back
+        release.set()
+        wait_until(lambda: all(job.status is JobStatus.DONE for job in made if job is not refused))
+        queue.submit(job_of("10.0.0.1"))  # finished jobs no longer count
+    finally:
+        release.set()
+        queue.close()
+
+
+def test_the_app_answers_429_to_a_client_over_its_limit():
+    engine = GatedEngine()
+    app = create_app(engine, ServerSettings(max_jobs_per_client=1))
+    with serving_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        try:
+            assert post_image(http, png_bytes(8, 8)).status_code == 202
+            refused = post_image(http, png_bytes(8, 8))
+            assert "you already have 1 job" in assert_json_error(refused, 429)
+            assert int(refused.headers["retry-after"]) >= 1
+        finally:
+            engine.release.set()

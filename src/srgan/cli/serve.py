@@ -15,6 +15,8 @@ from srgan.errors import SrganError
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 TOKEN_ENV = "SRGAN_SERVE_TOKEN"
+# Jobs one client may have waiting or running when the server is reachable from other machines.
+_REMOTE_JOBS_PER_CLIENT = 2
 # Import names of the `serve` extra's packages.
 _SERVE_MODULES = ("fastapi", "uvicorn", "python_multipart")
 
@@ -64,6 +66,14 @@ def register(subparsers) -> None:
         help="total size of the results kept for download; the oldest are deleted past it (default: %(default)s MB)",
     )
     parser.add_argument(
+        "--max-jobs-per-client",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="jobs one client address may have waiting or running; more get 429 (default: no limit on "
+        f"loopback, {_REMOTE_JOBS_PER_CLIENT} when listening beyond it)",
+    )
+    parser.add_argument(
         "--allow-host",
         action="append",
         default=[],
@@ -99,6 +109,7 @@ def run_serve(args: argparse.Namespace) -> int:
         queue_size=args.queue_size,
         result_ttl_s=args.keep_minutes * 60,
         max_kept_bytes=int(args.max_kept_mb * 1024 * 1024),
+        max_jobs_per_client=args.max_jobs_per_client or (None if local else _REMOTE_JOBS_PER_CLIENT),
         allowed_hosts=allowed_hosts(args.host, args.allow_host),
         token=token,
     )

@@ -6,7 +6,7 @@ API (also described at /docs and /openapi.json):
 - `POST /api/upscale`: multipart form with `image` (the file), optional `model` and `outscale`.
   Every upload becomes a job, whatever its size, so clients have one code path: the answer is
   `202 Accepted` with the job (and a `Location` header), or `503` with `Retry-After` when the
-  waiting line is full.
+  waiting line is full (`429` when this client already has `--max-jobs-per-client` jobs in it).
 - `GET /api/jobs/{id}`: status (`queued`, `running`, `done`, `failed`), progress 0-1 and the
   position in the waiting line.
 - `GET /api/jobs/{id}/result`: the upscaled image as PNG, once the job is done.
@@ -52,7 +52,7 @@ from srgan import __version__
 from srgan.errors import SrganError
 from srgan.imageio import read_image
 from srgan.serve.engine import UpscaleEngine
-from srgan.serve.jobs import Job, JobQueue, JobStatus, QueueFullError
+from srgan.serve.jobs import ClientLimitError, Job, JobQueue, JobStatus, QueueFullError
 
 logger = logging.getLogger("srgan.serve")
 
@@ -73,14 +73,16 @@ TOKEN_COOKIE = "srgan_token"
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Limits and access rules. `allowed_hosts`: host names (no port, lower case) a request's `Host`
-    may give; `token`: the secret every request must carry (None: none needed)."""
+    """Limits and access rules. `max_jobs_per_client`: jobs one client address may have waiting or
+    running (None: no limit); `allowed_hosts`: host names (no port, lower case) a request's `Host` may
+    give; `token`: the secret every request must carry (None: none needed)."""
 
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 4_000_000
     queue_size: int = 8
     result_ttl_s: float = 3600.0
     max_kept_bytes: int = 1024 * 1024 * 1024
+    max_jobs_per_client: int | None = None
     allowed_hosts: frozenset[str] = LOOPBACK_HOSTS
     token: str | None = None
 
@@ -101,6 +103,7 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
             max_waiting=settings.queue_size,
             result_ttl_s=settings.result_ttl_s,
             max_kept_bytes=settings.max_kept_bytes,
+            max_per_client=settings.max_jobs_per_client,
         )
         jobs.start()
         app.state.jobs = jobs
@@ -159,7 +162,7 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
             "(a name from /api/models; default: the server's model) and `outscale` (1 to 8; default: the "
             "model's native scale). Answers 202 with the job; poll `GET /api/jobs/{id}` until `status` "
             "is `done`, then fetch `GET /api/jobs/{id}/result`. 503 with `Retry-After` when the queue is "
-            "full; 413 for too many bytes or pixels; 415 when the file is not an image; 422 when it is "
+            "full, 429 with `Retry-After` when this client already has its most jobs waiting or running; 413 for too many bytes or pixels; 415 when the file is not an image; 422 when it is "
             "truncated or a field is invalid."
         ),
         openapi_extra={
@@ -185,6 +188,7 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
             413: {"description": "Upload or image too large"},
             415: {"description": "Not an image"},
             422: {"description": "Truncated image or invalid field"},
+            429: {"description": "This client already has its most jobs waiting or running; see Retry-After"},
             503: {"description": "Queue full; see Retry-After"},
         },
     )
@@ -217,6 +221,7 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
             input_size=(image.width, image.height),
             payload=image,
             folder=folder,
+            client=request.client.host if request.client else "",
         )
         try:
             jobs.submit(job)
@@ -444,7 +449,8 @@ def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> HTTPExcep
 
 
 def _queue_full(full: QueueFullError) -> HTTPException:
-    return HTTPException(503, str(full), headers={"Retry-After": str(full.retry_after_s)})
+    status = 429 if isinstance(full, ClientLimitError) else 503
+    return HTTPException(status, str(full), headers={"Retry-After": str(full.retry_after_s)})
 
 
 def _megabytes(count: int) -> str:

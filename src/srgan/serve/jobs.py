@@ -55,6 +55,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     result_bytes: int = 0
+    client: str = ""  # who asked (the client's address), for the per-client limit
 
     @property
     def result_path(self) -> Path:
@@ -64,9 +65,13 @@ class Job:
 class QueueFullError(Exception):
     """The waiting line is full; `retry_after_s` estimates when a place frees up."""
 
-    def __init__(self, retry_after_s: int):
-        super().__init__(f"the server is busy; retry in {retry_after_s} s")
+    def __init__(self, retry_after_s: int, message: str | None = None):
+        super().__init__(message or f"the server is busy; retry in {retry_after_s} s")
         self.retry_after_s = retry_after_s
+
+
+class ClientLimitError(QueueFullError):
+    """This client already has as many jobs waiting or running as one client may."""
 
 
 # runner(job, report_progress) writes job.result_path and returns the output size (width, height).
@@ -86,11 +91,13 @@ class JobQueue:
         max_waiting: int,
         result_ttl_s: float,
         max_kept_bytes: int | None = None,
+        max_per_client: int | None = None,
     ):
         self.work_dir = work_dir
         self.max_waiting = max_waiting
         self.result_ttl_s = result_ttl_s
         self.max_kept_bytes = max_kept_bytes
+        self.max_per_client = max_per_client
         self._runner = runner
         self._jobs: dict[uuid.UUID, Job] = {}
         self._waiting: collections.deque[Job] = collections.deque()
@@ -120,9 +127,22 @@ class JobQueue:
         return job_id, folder
 
     def submit(self, job: Job) -> None:
-        """Queue `job`, or raise QueueFullError (and delete its folder) when the line is full."""
+        """Queue `job`, or raise QueueFullError (and delete its folder) when the line is full, or its
+        subclass ClientLimitError when `job.client` already has `max_per_client` jobs waiting or running."""
         with self._lock:
             self._expire_old_results()
+            if self.max_per_client is not None:
+                active = sum(
+                    1 for other in self._jobs.values()
+                    if other.client == job.client and other.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+                )
+                if active >= self.max_per_client:
+                    shutil.rmtree(job.folder, ignore_errors=True)
+                    wait = self.estimate_wait_s()
+                    raise ClientLimitError(
+                        wait, f"you already have {active} job(s) waiting or running, the most one client may "
+                        f"have here; retry in {wait} s"
+                    )
             if len(self._waiting) >= self.max_waiting:
                 shutil.rmtree(job.folder, ignore_errors=True)
                 raise QueueFullError(self.estimate_wait_s())
