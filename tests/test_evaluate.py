@@ -261,6 +261,7 @@ def test_an_unreadable_file_is_named_not_left_out_of_the_mean(hr_folder, tmp_pat
     assert main(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("srgan: error: ") and err.count("\n") == 1 and "b.png: image data is truncated" in err
+    assert "pass --allow-missing to score the rest" in err
     assert not json_path.exists()
 
     md_path = tmp_path / "r.md"

@@ -204,13 +204,17 @@ def evaluate_models(
     report = EvaluationReport(protocol, labels, [], [])
     for name, hr_folder, lr_folder in zip(unique_folder_labels(hr_folders), hr_folders, lr_folders):
         with warnings.catch_warnings():
-            # Files left out are recorded in the report (DatasetInfo.missing) instead.
+            # Unreadable files are an error or recorded in the report (DatasetInfo.missing) instead.
             warnings.filterwarnings("ignore", message="skipping unreadable image")
-            pairs = ImageFolderPairs(
-                hr_folder, scale=protocol.scale, lr_dir=lr_folder, progress=progress, skip_unreadable=allow_missing
+            pairs = ImageFolderPairs(hr_folder, scale=protocol.scale, lr_dir=lr_folder, progress=progress)
+        missing = tuple(pairs.store.skipped)
+        if missing and not allow_missing:
+            others = f" (and {len(missing) - 1} more unreadable files)" if len(missing) > 1 else ""
+            raise SrganError(
+                f"{missing[0]}{others}; replace the damaged files, or pass --allow-missing to score the rest "
+                "(the dataset is then marked PARTIAL)"
             )
         lr_dir = None if lr_folder is None else str(lr_folder)
-        missing = tuple(pairs.store.skipped)
         report.datasets.append(DatasetInfo(name, str(hr_folder), lr_dir, len(pairs), protocol.scale, missing))
         for index in progress_bar(range(len(pairs)), description=name, enabled=progress):
             image_name, lr, hr = pairs[index]

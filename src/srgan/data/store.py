@@ -69,9 +69,8 @@ class StoredImage:
 class ImageStore:
     """The images of a list of pairs, decoded and checked up front, kept as uint8 up to `cache_bytes`.
 
-    Unreadable or corrupt files are skipped with a warning naming them (their messages kept in `skipped`),
-    or with `skip_unreadable=False` the first one is the error. The HR image is cropped to a
-    multiple of `scale`. For paired data the sizes must agree: with `exact_pairs` the HR must be exactly
+    Unreadable or corrupt files are skipped with a warning naming them; `skipped` keeps the messages.
+    The HR image is cropped to a multiple of `scale`. For paired data the sizes must agree: with `exact_pairs` the HR must be exactly
     `scale` times the LR (training data such as DIV2K); otherwise the LR must be the size of the
     mod-cropped HR divided by `scale` (benchmark sets, whose LR files were made from the mod-cropped HR).
     """
@@ -85,7 +84,6 @@ class ImageStore:
         cache_bytes: int | None = DEFAULT_CACHE_BYTES,
         progress: bool | None = None,
         source: str = "the image folders",
-        skip_unreadable: bool = True,
     ):
         self.scale = scale
         self.exact_pairs = exact_pairs
@@ -98,8 +96,6 @@ class ImageStore:
                 hr_file = read_image(pair.hr_path)
                 lr = rgb_uint8(read_image(pair.lr_path)) if pair.lr_path is not None else None
             except SrganError as error:
-                if not skip_unreadable:
-                    raise
                 self.skipped.append(str(error))
                 warnings.warn(f"skipping unreadable image: {error}", stacklevel=2)
                 continue

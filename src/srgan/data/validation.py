@@ -18,8 +18,7 @@ class ImageFolderPairs(Dataset):
     the LR is MATLAB bicubic of it computed on 8-bit pixels, i.e. the LR file MATLAB's `imresize` would
     have written. With `lr_dir` the LR images are read instead (paired by name as in `PatchDataset`,
     `X{scale}` subfolder and `NAMEx{scale}` names understood); each must be the mod-cropped HR's size
-    divided by `scale`. `name` is the HR file's relative path without extension. An unreadable file is
-    skipped with a warning (see `ImageStore`), or is the error with `skip_unreadable=False`.
+    divided by `scale`. `name` is the HR file's relative path without extension.
 
     Images differ in size, so iterate the dataset directly or use a DataLoader with `batch_size=None`.
     """
@@ -32,18 +31,11 @@ class ImageFolderPairs(Dataset):
         lr_dir: FoldersArg | None = None,
         cache_bytes: int | None = DEFAULT_CACHE_BYTES,
         progress: bool | None = None,
-        skip_unreadable: bool = True,
     ):
         check_scale(scale)
         self.scale = scale
         self.store = ImageStore.from_folders(
-            hr_dir,
-            lr_dir,
-            scale=scale,
-            exact_pairs=False,
-            cache_bytes=cache_bytes,
-            progress=progress,
-            skip_unreadable=skip_unreadable,
+            hr_dir, lr_dir, scale=scale, exact_pairs=False, cache_bytes=cache_bytes, progress=progress
         )
 
     @property
