@@ -70,9 +70,10 @@ class ImageStore:
     """The images of a list of pairs, decoded and checked up front, kept as uint8 up to `cache_bytes`.
 
     Unreadable or corrupt files are skipped with a warning naming them; `skipped` keeps the messages.
-    The HR image is cropped to a multiple of `scale`. For paired data the sizes must agree: with `exact_pairs` the HR must be exactly
-    `scale` times the LR (training data such as DIV2K); otherwise the LR must be the size of the
-    mod-cropped HR divided by `scale` (benchmark sets, whose LR files were made from the mod-cropped HR).
+    The HR image is cropped to a multiple of `scale`. For paired data the sizes must agree: with
+    `exact_pairs` the HR must be exactly `scale` times the LR (training data such as DIV2K); otherwise
+    the LR must be the size of the mod-cropped HR divided by `scale` (benchmark sets, whose LR files
+    were made from the mod-cropped HR).
     """
 
     def __init__(
