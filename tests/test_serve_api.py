@@ -463,6 +463,7 @@ def test_only_the_servers_own_host_names_are_served_checked_before_origin():
         assert http.get("/", headers={"host": "evil.example"}).status_code == 403
         for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "BOX.lan:8000"):
             assert http.get("/api/models", headers={"host": host}).status_code == 200, host
+        assert http.get("/api/models", headers={"host": "192.168.1.5:8000"}).status_code == 403
         own = {"host": "box.lan:8000", "origin": "http://box.lan:8000"}
         accepted = http.post("/api/upscale", files={"image": ("a.png", png_bytes(8, 8), "image/png")}, headers=own)
         assert accepted.status_code == 202, accepted.text
@@ -491,7 +492,8 @@ def test_serve_allows_the_bound_address_and_given_names_and_needs_a_token_beyond
 
     from srgan.cli.serve import allowed_hosts
 
-    assert allowed_hosts("0.0.0.0", []) == {"127.0.0.1", "localhost", "::1"}
+    assert allowed_hosts("0.0.0.0", []) == {"127.0.0.1", "localhost", "::1", socket.gethostname().lower(),
+                                            socket.getfqdn().lower()}
     assert allowed_hosts("192.168.1.5", ["Box.LAN", "[fe80::1]"]) == {
         "127.0.0.1", "localhost", "::1", "192.168.1.5", "box.lan", "fe80::1"
     }
@@ -502,12 +504,17 @@ def test_serve_allows_the_bound_address_and_given_names_and_needs_a_token_beyond
     err = capsys.readouterr().err
     token = err.split("access token (random; choose one with --token or $SRGAN_SERVE_TOKEN): ")[1].split()[0]
     assert len(token) >= 24 and f"/?token={token}" in err and "box.lan" in err
+    with serving_in_thread(started["app"]) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        bearer = {"authorization": f"Bearer {token}"}
+        for host, status in (("192.168.1.5:8000", 200), ("[fe80::1]", 200), ("box.lan", 200), ("evil.example", 403)):
+            assert http.get("/api/models", headers={"host": host, **bearer}).status_code == status, host
     monkeypatch.setenv("SRGAN_SERVE_TOKEN", "from-env")
     assert main(["serve", "--model", "bicubic"]) == 0
     assert "access token" not in capsys.readouterr().err
     # the environment's token is used on loopback too, and never printed
     with serving_in_thread(started["app"]) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
         assert http.get("/api/models").status_code == 401
+        assert http.get("/api/models", headers={"host": "192.168.1.5"}).status_code == 403  # bound to loopback
         assert http.get("/api/models", headers={"authorization": "Bearer from-env"}).status_code == 200
 
 

@@ -111,13 +111,15 @@ def run_serve(args: argparse.Namespace) -> int:
         max_kept_bytes=int(args.max_kept_mb * 1024 * 1024),
         max_jobs_per_client=args.max_jobs_per_client or (None if local else _REMOTE_JOBS_PER_CLIENT),
         allowed_hosts=allowed_hosts(args.host, args.allow_host),
+        any_ip_host=args.host in _WILDCARD_HOSTS,
         token=token,
     )
     app = create_app(engine, settings)
     if not local:
         print(
             f"srgan: warning: listening on {args.host}: other machines can reach this server and use its CPU/GPU; "
-            f"it answers requests for {', '.join(sorted(settings.allowed_hosts))} (add names with --allow-host)",
+            f"it answers requests for {', '.join(sorted(settings.allowed_hosts))}"
+            f"{' and any IP address' if settings.any_ip_host else ''} (add names with --allow-host)",
             file=sys.stderr,
         )
     if token is not None and token != args.token:
@@ -129,10 +131,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def allowed_hosts(bound: str, names: list[str]) -> frozenset[str]:
-    """Host names requests may give: loopback names, the bound address (unless a wildcard) and `names`."""
+    """Host names requests may give: loopback names, `names`, and the bound address, or for a wildcard
+    bind this machine's own name (any IP address is then accepted too, see ServerSettings)."""
     given = {name.strip().lower().strip("[]") for name in names if name.strip()}
-    bound_name = set() if bound in _WILDCARD_HOSTS else {bound.lower().strip("[]")}
-    return _LOCAL_HOSTS | bound_name | given
+    if bound in _WILDCARD_HOSTS:
+        own = {socket.gethostname().lower(), socket.getfqdn().lower()}
+    else:
+        own = {bound.lower().strip("[]")}
+    return _LOCAL_HOSTS | own | given
 
 
 def _check_can_listen(host: str, port: int) -> None:

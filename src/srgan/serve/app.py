@@ -12,7 +12,8 @@ API (also described at /docs and /openapi.json):
 - `GET /api/jobs/{id}/result`: the upscaled image as PNG, once the job is done.
 
 Every request is first checked against DNS rebinding and other machines: its `Host` header must name
-this server (the bound address, loopback names, or names from `--allow-host`; 403 otherwise), then
+this server (the bound address, loopback names, names from `--allow-host`, and on a server listening
+on every interface its host name and any IP address; 403 otherwise), then
 when the server has a token (always when it listens beyond loopback) the request must carry it, as
 `Authorization: Bearer TOKEN` or in the cookie that opening `/?token=TOKEN` sets (401 otherwise).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import logging
 import math
 import shutil
@@ -75,7 +77,9 @@ TOKEN_COOKIE = "srgan_token"
 class ServerSettings:
     """Limits and access rules. `max_jobs_per_client`: jobs one client address may have waiting or
     running (None: no limit); `allowed_hosts`: host names (no port, lower case) a request's `Host` may
-    give; `token`: the secret every request must carry (None: none needed)."""
+    give, and with `any_ip_host` any IP address too (a server listening on every interface is reached by
+    each of its addresses; DNS rebinding needs a domain name); `token`: the secret every request must
+    carry (None: none needed)."""
 
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 4_000_000
@@ -84,6 +88,7 @@ class ServerSettings:
     max_kept_bytes: int = 1024 * 1024 * 1024
     max_jobs_per_client: int | None = None
     allowed_hosts: frozenset[str] = LOOPBACK_HOSTS
+    any_ip_host: bool = False
     token: str | None = None
 
 
@@ -285,7 +290,7 @@ def _refuse_unknown_hosts_and_strangers(request: Request, settings: ServerSettin
     names this server goes by are served. This comes before the Origin check, which trusts `Host`.
     """
     host = _host_name(request.headers.get("host", ""))
-    if host not in settings.allowed_hosts:
+    if host not in settings.allowed_hosts and not (settings.any_ip_host and _is_ip_address(host)):
         shown = request.headers.get("host", "(none)")
         allowed = ", ".join(sorted(settings.allowed_hosts))
         return JSONResponse(
@@ -317,6 +322,14 @@ def _host_name(host_header: str) -> str | None:
         return urlsplit(f"//{host_header}").hostname
     except ValueError:  # an unbalanced '[' and the like
         return None
+
+
+def _is_ip_address(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _refuse_other_sites(request: Request) -> None:
