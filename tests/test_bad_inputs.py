@@ -310,7 +310,7 @@ def _truncated_safetensors(path: Path) -> Path:
 BAD_MODELS = {
     "code_in_pickle.pth": (lambda p: _pickled(p, {"w": _CallsSystem(p.parent / "code-ran")}),
                            "refused: the file's pickle references code"),
-    "empty.pth": (lambda p: _written(p, b""), ""),
+    "empty.pth": (lambda p: _written(p, b""), "file is empty (0 bytes)"),
     "noise.pth": (lambda p: _written(p, np.random.default_rng(2).bytes(300)), "not a readable"),
     "cut.safetensors": (_truncated_safetensors, "not a readable safetensors file"),
     "unknown_arch.safetensors": (lambda p: _safetensors(p, {"arch": "srgann", "kwargs": "{}"}),
