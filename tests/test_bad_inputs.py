@@ -226,8 +226,8 @@ def test_server_faults_beyond_images(upscale_server):
 
 def test_training_skips_every_bad_image_naming_it_in_the_log(tiny_recipe, image_dirs, tmp_path, capsys):
     train_dir = tmp_path / "train"
+    train_dir.mkdir()
     for index, good in enumerate(sorted(image_dirs[0].iterdir())):
-        (train_dir / f"good{index}.png").parent.mkdir(exist_ok=True)
         (train_dir / f"good{index}.png").write_bytes(good.read_bytes())
     bad_paths = [bad.write(train_dir) for bad in DATASET_IMAGES]
     before = _snapshot(train_dir)
