@@ -34,6 +34,13 @@ from test_train_loop import _one_thread, image_dirs, tiny_recipe  # noqa: F401
 BICUBIC_X2 = ["--model", "bicubic", "--scale", "2"]
 
 
+@pytest.fixture(autouse=True)
+def _pillows_own_bomb_limit(monkeypatch):
+    """Each case starts as a fresh process does: reading an image lifts Pillow's decompression-bomb limit
+    for the process (srgan's own limit replaces it), which would hide a path that opens images another way."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89_478_485)  # Pillow's default
+
+
 # ---- the corpus: how each kind of bad input is made ---------------------------------------------
 
 
@@ -56,6 +63,13 @@ def _bomb_png() -> bytes:
     header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
     body = _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 16)) + _png_chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + body
+
+
+def _bomb_gif() -> bytes:
+    """A tiny GIF whose logical screen and frame claim 60000 x 60000 pixels."""
+    size = struct.pack("<HH", 60000, 60000)
+    frame = b"," + b"\0\0\0\0" + size + b"\0" + b"\x02\x02\x44\x01\x00"
+    return b"GIF89a" + size + b"\0\0\0" + frame + b";"
 
 
 def _scrambled_idat_png() -> bytes:
@@ -99,6 +113,7 @@ BAD_IMAGES = [
     BadImage("cut.bmp", lambda: _encoded("BMP")[:200], "truncated or corrupt", 422),
     BadImage("zero_header.bmp", lambda: b"BM" + bytes(60), "cannot be opened", 422),
     BadImage("bomb.png", _bomb_png, "over srgan's limit of 100,000,000", 413),
+    BadImage("bomb.gif", _bomb_gif, "over srgan's limit of 100,000,000", 413),
 ]
 IMAGE_IDS = [bad.name for bad in BAD_IMAGES]
 # datasets (eval, training) are read by extension, and a GIF is no dataset image
@@ -498,6 +513,18 @@ def test_sigterm_while_writing_leaves_no_partial_file(tmp_path):
         with Image.open(out / "big.png") as written:
             written.load()
             assert written.size == (1400, 1400)
+
+
+def test_a_frames_folder_with_a_bomb_frame_is_one_line(tmp_path, capsys):
+    pytest.importorskip("av", reason='video needs its extra: pip install "srgan[video]"')
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    frame = frames / "0001.png"
+    frame.write_bytes(_bomb_png())
+    code = main(["upscale", str(frames), "-o", str(tmp_path / "clip.mp4"), *BICUBIC_X2])
+    _named_failure(code, capsys.readouterr(), frame, "not a readable image")
+    assert not (tmp_path / "clip.mp4").exists()
+    _no_partials(tmp_path)
 
 
 def test_the_next_run_clears_what_a_killed_writer_left(tmp_path):

@@ -17,6 +17,7 @@ import inspect
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -524,10 +525,12 @@ def _check_image_sizes(folder: Path, minimum: int) -> None:
 
     for path in images_in_folder(folder):
         try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except OSError:
-            continue  # unreadable files are skipped with a warning when the data is loaded
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    width, height = image.size
+        except (OSError, Image.DecompressionBombError):
+            continue  # unreadable and oversized files are skipped with a warning when the data is loaded
         if min(width, height) < minimum:
             raise SrganError(
                 f"{path}: {width}x{height} is smaller than the {minimum}x{minimum} HR patch (data.hr_patch); "
