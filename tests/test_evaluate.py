@@ -180,15 +180,19 @@ def test_rgb_option_and_crop_border_reach_the_metrics(hr_folder):
     assert score.psnr == pytest.approx(psnr(sr, hr, crop_border=3, y_channel=False).item(), abs=1e-3)
 
 
-def test_lr_dir_inputs_give_the_same_scores_as_made_lr(hr_folder, tmp_path):
-    lr_folder = tmp_path / "lr" / f"X{SCALE}"
+def _write_lr_files(hr_folder: Path, lr_folder: Path, *, suffix: str = "") -> None:
+    """The LR file of every HR image, as MATLAB would write it (mod-crop, then 8-bit bicubic)."""
     lr_folder.mkdir(parents=True)
     for path in hr_folder.glob("*.png"):
         pixels = np.array(Image.open(path))
         hr = torch.from_numpy(pixels.reshape(pixels.shape[:2] + (-1,))).permute(2, 0, 1)
         hr = hr[:, : hr.shape[1] // SCALE * SCALE, : hr.shape[2] // SCALE * SCALE]
         lr = matlab_bicubic_resize(hr, scale=1 / SCALE).permute(1, 2, 0).numpy()
-        Image.fromarray(lr[..., 0] if lr.shape[2] == 1 else lr).save(lr_folder / f"{path.stem}x{SCALE}.png")
+        Image.fromarray(lr[..., 0] if lr.shape[2] == 1 else lr).save(lr_folder / f"{path.stem}{suffix}.png")
+
+
+def test_lr_dir_inputs_give_the_same_scores_as_made_lr(hr_folder, tmp_path):
+    _write_lr_files(hr_folder, tmp_path / "lr" / f"X{SCALE}", suffix=f"x{SCALE}")
     made = evaluate_models([], [hr_folder], SCALE, progress=False)
     given = evaluate_models([], [hr_folder], SCALE, lr_dirs=[tmp_path / "lr"], progress=False)
     assert [(s.image, s.psnr, s.ssim) for s in given.scores] == [(s.image, s.psnr, s.ssim) for s in made.scores]
@@ -239,3 +243,32 @@ def test_reproduces_published_bicubic_x4_on_set5(shared_dir):
     # ESRGAN supplement, Table 2: 28.42 dB / 0.8104 (Y channel, 4 px border, MATLAB bicubic).
     assert mean.psnr == pytest.approx(28.42, abs=0.03)
     assert mean.ssim == pytest.approx(0.8104, abs=0.002)
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damaged", ["hr", "lr"])
+def test_an_unreadable_file_is_named_not_left_out_of_the_mean(hr_folder, tmp_path, capsys, damaged):
+    lr_folder = tmp_path / "lr"
+    _write_lr_files(hr_folder, lr_folder)
+    _truncate((hr_folder if damaged == "hr" else lr_folder) / "b.png")
+    json_path = tmp_path / "r.json"
+    args = ["eval", "--data", str(hr_folder), "--lr-dir", str(lr_folder), "--scale", str(SCALE), "--json", str(json_path)]
+
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("srgan: error: ") and err.count("\n") == 1 and "b.png: image data is truncated" in err
+    assert "pass --allow-missing to score the rest" in err
+    assert not json_path.exists()
+
+    md_path = tmp_path / "r.md"
+    assert main([*args, "--allow-missing", "--markdown", str(md_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "tiny (2 of 3 images, PARTIAL)" in out and "PARTIAL tiny, left out:" in out and "b.png" in out
+    assert "tiny (2 of 3 images, PARTIAL)" in err and "Traceback" not in err and "UserWarning" not in err
+    assert "PARTIAL tiny, left out:" in md_path.read_text()
+    (dataset,) = json.loads(json_path.read_text())["datasets"]
+    assert dataset["partial"] is True and dataset["images"] == 2 and "b.png" in dataset["missing"][0]

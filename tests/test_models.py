@@ -76,7 +76,7 @@ def test_bicubic_is_a_model_with_a_chosen_scale():
 
 def test_scale_that_the_model_cannot_do_is_refused(tmp_path):
     save_tiny_model(tmp_path / "tiny.safetensors")
-    with pytest.raises(SrganError, match=r"tiny: this model upscales x2, not x4"):
+    with pytest.raises(SrganError, match=r"tiny\.safetensors: this model upscales x2, not x4"):
         load_model(tmp_path / "tiny.safetensors", scale=4)
 
 

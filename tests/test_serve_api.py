@@ -447,3 +447,150 @@ def test_retry_after_is_spread_so_refused_clients_do_not_retry_together(tmp_path
     waits = [queue.estimate_wait_s() for _ in range(200)]
     # no finished job yet: the 5 s guess gives a 10 s base, spread over 10..22 s
     assert min(waits) >= 10 and max(waits) <= 22 and len(set(waits)) > 5
+
+
+def test_only_the_servers_own_host_names_are_served_checked_before_origin():
+    engine = GatedEngine()
+    engine.release.set()
+    settings = ServerSettings(allowed_hosts=frozenset({"127.0.0.1", "localhost", "::1", "box.lan"}))
+    app = create_app(engine, settings)
+    with serving_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        # DNS rebinding: evil.example resolves to this server; Host and Origin agree, so only Host tells
+        rebound = {"host": "evil.example:8000", "origin": "http://evil.example:8000"}
+        refused = http.post("/api/upscale", files={"image": ("a.png", png_bytes(8, 8), "image/png")}, headers=rebound)
+        assert "evil.example" in assert_json_error(refused, 403) and "--allow-host" in refused.json()["error"]
+        assert http.get("/api/models", headers={"host": "evil.example:8000"}).status_code == 403
+        assert http.get("/", headers={"host": "evil.example"}).status_code == 403
+        for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "BOX.lan:8000"):
+            assert http.get("/api/models", headers={"host": host}).status_code == 200, host
+        assert http.get("/api/models", headers={"host": "192.168.1.5:8000"}).status_code == 403
+        own = {"host": "box.lan:8000", "origin": "http://box.lan:8000"}
+        accepted = http.post("/api/upscale", files={"image": ("a.png", png_bytes(8, 8), "image/png")}, headers=own)
+        assert accepted.status_code == 202, accepted.text
+
+
+def test_a_server_with_a_token_refuses_requests_without_it():
+    engine = GatedEngine()
+    engine.release.set()
+    app = create_app(engine, ServerSettings(token="s3cret"))
+    with serving_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        for path in ("/", "/api/models", "/static/app.js", "/openapi.json"):
+            assert "access token" in assert_json_error(http.get(path), 401)
+        assert http.get("/api/models", headers={"authorization": "Bearer wrong"}).status_code == 401
+        assert http.get("/api/models", headers={"authorization": "Bearer s3cret"}).status_code == 200
+        opened = http.get("/?token=s3cret", follow_redirects=False)
+        assert opened.status_code == 303 and opened.headers["location"] == "/"
+        cookie = opened.headers["set-cookie"]
+        assert cookie.startswith("srgan_token=s3cret") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        http.cookies.clear()
+        page = http.get("/", headers={"cookie": "srgan_token=s3cret"})
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+
+
+def test_serve_allows_the_bound_address_and_given_names_and_needs_a_token_beyond_loopback(monkeypatch, capsys):
+    import uvicorn
+
+    from srgan.cli.serve import allowed_hosts
+
+    assert allowed_hosts("0.0.0.0", []) == {"127.0.0.1", "localhost", "::1", socket.gethostname().lower(),
+                                            socket.getfqdn().lower()}
+    assert allowed_hosts("192.168.1.5", ["Box.LAN", "[fe80::1]"]) == {
+        "127.0.0.1", "localhost", "::1", "192.168.1.5", "box.lan", "fe80::1"
+    }
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(app=app, **options))
+    monkeypatch.setattr("srgan.cli.serve._check_can_listen", lambda host, port: None)
+    assert main(["serve", "--host", "0.0.0.0", "--model", "bicubic", "--allow-host", "box.lan"]) == 0
+    err = capsys.readouterr().err
+    token = err.split("access token (random; choose one with --token or $SRGAN_SERVE_TOKEN): ")[1].split()[0]
+    assert len(token) >= 24 and f"/?token={token}" in err and "box.lan" in err
+    with serving_in_thread(started["app"]) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        bearer = {"authorization": f"Bearer {token}"}
+        for host, status in (("192.168.1.5:8000", 200), ("[fe80::1]", 200), ("box.lan", 200), ("evil.example", 403)):
+            assert http.get("/api/models", headers={"host": host, **bearer}).status_code == status, host
+    monkeypatch.setenv("SRGAN_SERVE_TOKEN", "from-env")
+    assert main(["serve", "--model", "bicubic"]) == 0
+    assert "access token" not in capsys.readouterr().err
+    # the environment's token is used on loopback too, and never printed
+    with serving_in_thread(started["app"]) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        assert http.get("/api/models").status_code == 401
+        assert http.get("/api/models", headers={"host": "192.168.1.5"}).status_code == 403  # bound to loopback
+        assert http.get("/api/models", headers={"authorization": "Bearer from-env"}).status_code == 200
+
+
+def test_results_kept_stay_under_the_byte_cap_oldest_deleted_first(tmp_path):
+    def runner(job: Job, report_progress) -> tuple[int, int]:
+        job.result_path.write_bytes(bytes(1000))
+        return (8, 8)
+
+    queue = JobQueue(tmp_path / "work", runner, max_waiting=8, result_ttl_s=60, max_kept_bytes=2500)
+    queue.start()
+    try:
+        jobs = [make_job(queue) for _ in range(5)]
+        for job in jobs:
+            queue.submit(job)
+        wait_until(lambda: all(job.finished_at for job in jobs))
+        kept = [job for job in jobs if queue.get(job.id) is not None]
+        assert kept == jobs[-2:]
+        assert sum(path.stat().st_size for path in (tmp_path / "work").rglob("*") if path.is_file()) == 2000
+        assert not any(job.folder.exists() for job in jobs[:-2])
+    finally:
+        queue.close()
+    lonely = JobQueue(tmp_path / "w2", runner, max_waiting=1, result_ttl_s=60, max_kept_bytes=10)
+    lonely.start()
+    try:
+        job = make_job(lonely)
+        lonely.submit(job)
+        wait_until(lambda: job.finished_at is not None)
+        assert lonely.get(job.id) is job and job.result_path.is_file()  # the newest result is always kept
+    finally:
+        lonely.close()
+
+
+def test_one_client_may_not_fill_the_queue_alone(tmp_path):
+    from srgan.serve.jobs import ClientLimitError
+
+    release = threading.Event()
+
+    def runner(job: Job, report_progress) -> tuple[int, int]:
+        release.wait(10)
+        job.result_path.write_bytes(b"done")
+        return (8, 8)
+
+    queue = JobQueue(tmp_path / "work", runner, max_waiting=8, result_ttl_s=60, max_per_client=2)
+    queue.start()
+    try:
+        made = []
+
+        def job_of(client: str) -> Job:
+            job = make_job(queue)
+            job.client = client
+            made.append(job)
+            return job
+
+        queue.submit(job_of("10.0.0.1"))
+        queue.submit(job_of("10.0.0.1"))
+        refused = job_of("10.0.0.1")
+        with pytest.raises(ClientLimitError, match="you already have 2 job"):
+            queue.submit(refused)
+        assert not refused.folder.exists()
+        queue.submit(job_of("10.0.0.2"))  # another client is not held back
+        release.set()
+        wait_until(lambda: all(job.status is JobStatus.DONE for job in made if job is not refused))
+        queue.submit(job_of("10.0.0.1"))  # finished jobs no longer count
+    finally:
+        release.set()
+        queue.close()
+
+
+def test_the_app_answers_429_to_a_client_over_its_limit():
+    engine = GatedEngine()
+    app = create_app(engine, ServerSettings(max_jobs_per_client=1))
+    with serving_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        try:
+            assert post_image(http, png_bytes(8, 8)).status_code == 202
+            refused = post_image(http, png_bytes(8, 8))
+            assert "you already have 1 job" in assert_json_error(refused, 429)
+            assert int(refused.headers["retry-after"]) >= 1
+        finally:
+            engine.release.set()

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from srgan.errors import SrganError
 from srgan.train import checkpoint as ckpt
@@ -96,3 +97,29 @@ def test_resume_auto_exports_the_generator_a_killed_final_export_never_wrote(tin
     assert (run_dir / "generator.safetensors").stat().st_size > 0
     assert not leftover.exists()
     assert "done: 6 iterations; generator written to" in (run_dir / "train.log").read_text()
+
+
+def test_a_checkpoint_with_damaged_bytes_is_named_and_resume_auto_uses_the_previous_one(tiny_recipe, tmp_path):
+    from srgan.models import load_model
+
+    run_dir = train(load_config(tiny_recipe, ["train.iterations=6", "checkpoint.every=3"]), tmp_path / "run")
+    newest = ckpt.iteration_checkpoint_path(run_dir, 6)
+    # zero the bytes of the largest Adam moment inside the file: the zip stays readable, as with a bad sector
+    state = ckpt.load_checkpoint(newest)
+    moments = [tensor for optimizer in state["optimizers"].values() for per_param in optimizer["state"].values()
+               for tensor in per_param.values() if tensor.numel() > 1]
+    target = max(moments, key=torch.Tensor.numel).numpy().tobytes()
+    data = newest.read_bytes()
+    assert data.count(target) == 1
+    newest.write_bytes(data.replace(target, bytes(len(target))))
+
+    for read in (ckpt.load_checkpoint, load_model):
+        with pytest.raises(SrganError, match=rf"^{re.escape(str(newest))}: checkpoint is corrupt"):
+            read(newest)
+    with pytest.raises(SrganError, match="checkpoint is corrupt"):
+        train(load_config(tiny_recipe, ["train.iterations=9"]), run_dir, resume=str(newest))
+    train(load_config(tiny_recipe, ["train.iterations=9", "checkpoint.every=3"]), run_dir, resume="auto")
+    log = (run_dir / "train.log").read_text()
+    assert f"skipping damaged checkpoint: {newest}: checkpoint is corrupt" in log
+    assert f"resumed from {ckpt.iteration_checkpoint_path(run_dir, 3)} at iteration 3" in log
+    assert ckpt.load_checkpoint(ckpt.iteration_checkpoint_path(run_dir, 9))["iteration"] == 9

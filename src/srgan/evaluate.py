@@ -20,6 +20,7 @@ import io
 import json
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,11 +59,25 @@ class Protocol:
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """One dataset as scored: `images` read and scored, `missing` the messages of files left out."""
+
     name: str
     hr_dir: str
     lr_dir: str | None
     images: int
     scale: int
+    missing: tuple[str, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.missing)
+
+    @property
+    def label(self) -> str:
+        """Column label: "Set5 (5 images)", or "Set5 (4 of 5 images, PARTIAL)" when files were left out."""
+        if self.partial:
+            return f"{self.name} ({self.images} of {self.images + len(self.missing)} images, PARTIAL)"
+        return f"{self.name} ({self.images} images)"
 
     @property
     def lr_source(self) -> str:
@@ -125,7 +140,10 @@ class EvaluationReport:
     def to_dict(self) -> dict:
         return {
             "protocol": {**asdict(self.protocol), "channel": self.protocol.channel, "description": self.protocol.describe()},
-            "datasets": [{**asdict(dataset), "lr_source": dataset.lr_source} for dataset in self.datasets],
+            "datasets": [
+                {**asdict(dataset), "partial": dataset.partial, "lr_source": dataset.lr_source}
+                for dataset in self.datasets
+            ],
             "models": list(self.models),
             "means": [asdict(mean) for mean in self.means()],
             "per_image": [asdict(score) for score in self.scores],
@@ -144,6 +162,7 @@ def evaluate_models(
     tile: int | None = None,
     figures_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
+    allow_missing: bool = False,
 ) -> EvaluationReport:
     """Evaluate `models` (names, model file paths or `LoadedModel`s) on HR folders `datasets`.
 
@@ -151,6 +170,10 @@ def evaluate_models(
     instead of making them. `crop_border` defaults to `scale`. `device` and `tile` go to the tiled
     `Upscaler`. With `figures_dir`, one comparison figure per image is written to
     `figures_dir/<dataset>/<image>.png`. `progress=None` shows progress bars only on a terminal.
+
+    An unreadable (truncated, corrupt) HR or LR file is an error naming it: a mean over part of a
+    benchmark is not comparable with published tables. With `allow_missing` such files are left out and
+    the dataset is marked partial (`DatasetInfo.missing`), which every table and file then shows.
     """
     from srgan.data.files import as_path_list, unique_folder_labels
     from srgan.data.store import progress_bar
@@ -180,10 +203,19 @@ def evaluate_models(
     upscalers = [Upscaler(model, device=device, tile=tile) for model in loaded_models]
     report = EvaluationReport(protocol, labels, [], [])
     for name, hr_folder, lr_folder in zip(unique_folder_labels(hr_folders), hr_folders, lr_folders):
-        pairs = ImageFolderPairs(hr_folder, scale=protocol.scale, lr_dir=lr_folder, progress=progress)
-        report.datasets.append(
-            DatasetInfo(name, str(hr_folder), None if lr_folder is None else str(lr_folder), len(pairs), protocol.scale)
-        )
+        with warnings.catch_warnings():
+            # Unreadable files are an error or recorded in the report (DatasetInfo.missing) instead.
+            warnings.filterwarnings("ignore", message="skipping unreadable image")
+            pairs = ImageFolderPairs(hr_folder, scale=protocol.scale, lr_dir=lr_folder, progress=progress)
+        missing = tuple(pairs.store.skipped)
+        if missing and not allow_missing:
+            others = f" (and {len(missing) - 1} more unreadable files)" if len(missing) > 1 else ""
+            raise SrganError(
+                f"{missing[0]}{others}; replace the damaged files, or pass --allow-missing to score the rest "
+                "(the dataset is then marked PARTIAL)"
+            )
+        lr_dir = None if lr_folder is None else str(lr_folder)
+        report.datasets.append(DatasetInfo(name, str(hr_folder), lr_dir, len(pairs), protocol.scale, missing))
         for index in progress_bar(range(len(pairs)), description=name, enabled=progress):
             image_name, lr, hr = pairs[index]
             stored = pairs.store.images[index]
@@ -307,7 +339,7 @@ def save_comparison_figure(
 
 def _summary_rows(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
     """Paper-style table: one row per model, one "PSNR / SSIM" column per dataset."""
-    header = ["Model"] + [f"{dataset.name} ({dataset.images} images)" for dataset in report.datasets]
+    header = ["Model"] + [dataset.label for dataset in report.datasets]
     rows = []
     for model in report.models:
         cells = [model]
@@ -341,7 +373,12 @@ def _tables(report: EvaluationReport, per_image: bool) -> list[tuple[str, list[s
 
 
 def _lr_lines(report: EvaluationReport) -> list[str]:
-    return [f"LR of {dataset.name}: {dataset.lr_source}" for dataset in report.datasets]
+    """Where each dataset's LR came from, then one line per file a partial dataset left out."""
+    lines = [f"LR of {dataset.name}: {dataset.lr_source}" for dataset in report.datasets]
+    lines += [
+        f"PARTIAL {dataset.name}, left out: {message}" for dataset in report.datasets for message in dataset.missing
+    ]
+    return lines
 
 
 def format_table(report: EvaluationReport, *, per_image: bool = False) -> str:

@@ -119,7 +119,7 @@ def load_model(name_or_path: str | os.PathLike, *, scale: int | None = None, dev
         loaded.ncnn_files = files
     if scale is not None and int(scale) != loaded.scale:
         raise SrganError(
-            f"{loaded.name}: this model upscales x{loaded.scale}, not x{scale}; pick a x{scale} model "
+            f"{text}: this model upscales x{loaded.scale}, not x{scale}; pick a x{scale} model "
             "or resize its output (upscale's outscale option)"
         )
     loaded.module.to(device)

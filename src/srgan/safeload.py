@@ -29,6 +29,8 @@ def load_weights_only(path: str | os.PathLike, *, shown_as: str | os.PathLike | 
     import torch
 
     label = shown_as or path
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise SrganError(f"{label}: file is empty (0 bytes), not a {what}; re-download or re-create it")
     try:
         return torch.load(Path(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -67,8 +67,8 @@ def is_video_path(path: str | Path) -> bool:
     try:
         with Image.open(path) as image:
             return getattr(image, "n_frames", 1) > 1
-    except OSError:
-        return False  # imageio reports the unreadable file
+    except (OSError, Image.DecompressionBombError):
+        return False  # imageio reports the unreadable or oversized file
 
 
 @dataclass(frozen=True)
@@ -395,7 +395,7 @@ class _FolderSource:
         try:
             with Image.open(self.files[0]) as first:
                 self.width, self.height = first.size
-        except OSError as error:
+        except (OSError, Image.DecompressionBombError) as error:
             raise SrganError(f"{self.files[0]}: not a readable image ({error})") from None
 
     def __enter__(self):
@@ -412,7 +412,7 @@ class _FolderSource:
             try:
                 with Image.open(path) as image:
                     pixels = np.asarray(image.convert("RGB"))
-            except OSError as error:
+            except (OSError, Image.DecompressionBombError) as error:
                 raise SrganError(f"{path}: not a readable image ({error})") from None
             if pixels.shape[:2] != (self.height, self.width):
                 height, width = pixels.shape[:2]

@@ -8,7 +8,10 @@ stays instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from importlib import import_module
 
 from srgan import __version__
@@ -34,10 +37,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with _sigterm_unwinds():
+            return int(args.handler(args) or 0)
     except SrganError as error:
         print(f"srgan: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("srgan: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM (kill, systemd, a batch scheduler) exits with 143 through the normal unwinding, so files
+    being written are deleted rather than left as `.partial` (the default action ends the process at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_now(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

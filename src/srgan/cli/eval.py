@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -33,6 +34,9 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: %(default)s)")
     parser.add_argument("--tile", type=int, help="tile side in input pixels for large images (default: automatic)")
     parser.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="leave out unreadable (truncated, corrupt) HR/LR files instead of stopping; the "
+                        "dataset is then marked PARTIAL in every table and file (default: such a file is an error)")
     parser.set_defaults(handler=eval_command)
 
 
@@ -50,7 +54,11 @@ def eval_command(args: argparse.Namespace) -> int:
         tile=args.tile,
         figures_dir=args.figures,
         progress=True if args.progress else None,
+        allow_missing=args.allow_missing,
     )
+    for dataset in report.datasets:
+        if dataset.partial:
+            print(f"srgan: warning: {dataset.label}: scores are over part of the dataset only", file=sys.stderr)
     print(format_table(report, per_image=args.per_image), end="")
     outputs = {
         args.json: lambda: format_json(report),

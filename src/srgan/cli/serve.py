@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import secrets
 import socket
 import sys
 
 from srgan.errors import SrganError
 
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Kept in step with srgan.serve.app.LOOPBACK_HOSTS, which needs the serve extra to import.
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+TOKEN_ENV = "SRGAN_SERVE_TOKEN"
+# Jobs one client may have waiting or running when the server is reachable from other machines.
+_REMOTE_JOBS_PER_CLIENT = 2
 # Import names of the `serve` extra's packages.
 _SERVE_MODULES = ("fastapi", "uvicorn", "python_multipart")
 
@@ -52,6 +59,34 @@ def register(subparsers) -> None:
         default=60.0,
         help="how long finished results stay downloadable (default: %(default)s)",
     )
+    parser.add_argument(
+        "--max-kept-mb",
+        type=_positive_float,
+        default=1024.0,
+        help="total size of the results kept for download; the oldest are deleted past it (default: %(default)s MB)",
+    )
+    parser.add_argument(
+        "--max-jobs-per-client",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="jobs one client address may have waiting or running; more get 429 (default: no limit on "
+        f"loopback, {_REMOTE_JOBS_PER_CLIENT} when listening beyond it)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a name clients reach this server by (as in http://NAME:PORT/), beside the --host address and "
+        "localhost; requests naming any other host are refused (DNS rebinding); repeat for several",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"secret every request must carry (Authorization: Bearer TOKEN; the page: open /?token=TOKEN); "
+        f"default: ${TOKEN_ENV}, else none on loopback and a random one, printed at start, beyond it",
+    )
     parser.set_defaults(handler=run_serve)
 
 
@@ -66,21 +101,44 @@ def run_serve(args: argparse.Namespace) -> int:
     from srgan.serve.engine import UpscaleEngine
 
     engine = UpscaleEngine(args.model, device=args.device, max_pixels=args.max_pixels)
+    local = args.host in _LOCAL_HOSTS
+    token = args.token or (None if local else secrets.token_urlsafe(24))
     settings = ServerSettings(
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_pixels=args.max_pixels,
         queue_size=args.queue_size,
         result_ttl_s=args.keep_minutes * 60,
+        max_kept_bytes=int(args.max_kept_mb * 1024 * 1024),
+        max_jobs_per_client=args.max_jobs_per_client or (None if local else _REMOTE_JOBS_PER_CLIENT),
+        allowed_hosts=allowed_hosts(args.host, args.allow_host),
+        any_ip_host=args.host in _WILDCARD_HOSTS,
+        token=token,
     )
     app = create_app(engine, settings)
-    if args.host not in _LOCAL_HOSTS:
+    if not local:
         print(
-            f"srgan: warning: listening on {args.host}: other machines can reach this server and use its CPU/GPU",
+            f"srgan: warning: listening on {args.host}: other machines can reach this server and use its CPU/GPU; "
+            f"it answers requests for {', '.join(sorted(settings.allowed_hosts))}"
+            f"{' and any IP address' if settings.any_ip_host else ''} (add names with --allow-host)",
             file=sys.stderr,
         )
-    print(f"srgan: serving model {engine.default_model} on http://{args.host}:{args.port}/", file=sys.stderr)
+    if token is not None and token != args.token:
+        print(f"srgan: access token (random; choose one with --token or ${TOKEN_ENV}): {token}", file=sys.stderr)
+    query = f"?token={token}" if token is not None and token != args.token else ""
+    print(f"srgan: serving model {engine.default_model} on http://{args.host}:{args.port}/{query}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def allowed_hosts(bound: str, names: list[str]) -> frozenset[str]:
+    """Host names requests may give: loopback names, `names`, and the bound address, or for a wildcard
+    bind this machine's own name (any IP address is then accepted too, see ServerSettings)."""
+    given = {name.strip().lower().strip("[]") for name in names if name.strip()}
+    if bound in _WILDCARD_HOSTS:
+        own = {socket.gethostname().lower(), socket.getfqdn().lower()}
+    else:
+        own = {bound.lower().strip("[]")}
+    return _LOCAL_HOSTS | own | given
 
 
 def _check_can_listen(host: str, port: int) -> None:

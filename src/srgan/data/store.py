@@ -69,10 +69,11 @@ class StoredImage:
 class ImageStore:
     """The images of a list of pairs, decoded and checked up front, kept as uint8 up to `cache_bytes`.
 
-    Unreadable or corrupt files are skipped with a warning naming them. The HR image is cropped to a
-    multiple of `scale`. For paired data the sizes must agree: with `exact_pairs` the HR must be exactly
-    `scale` times the LR (training data such as DIV2K); otherwise the LR must be the size of the
-    mod-cropped HR divided by `scale` (benchmark sets, whose LR files were made from the mod-cropped HR).
+    Unreadable or corrupt files are skipped with a warning naming them; `skipped` keeps the messages.
+    The HR image is cropped to a multiple of `scale`. For paired data the sizes must agree: with
+    `exact_pairs` the HR must be exactly `scale` times the LR (training data such as DIV2K); otherwise
+    the LR must be the size of the mod-cropped HR divided by `scale` (benchmark sets, whose LR files
+    were made from the mod-cropped HR).
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class ImageStore:
         self.scale = scale
         self.exact_pairs = exact_pairs
         self.images: list[StoredImage] = []
+        self.skipped: list[str] = []
         self.cached_bytes = 0
         uncached = 0
         for pair in progress_bar(pairs, description="decoding images", enabled=progress):
@@ -95,6 +97,7 @@ class ImageStore:
                 hr_file = read_image(pair.hr_path)
                 lr = rgb_uint8(read_image(pair.lr_path)) if pair.lr_path is not None else None
             except SrganError as error:
+                self.skipped.append(str(error))
                 warnings.warn(f"skipping unreadable image: {error}", stacklevel=2)
                 continue
             hr = self._checked_hr(pair, rgb_uint8(hr_file), lr)

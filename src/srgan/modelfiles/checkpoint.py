@@ -5,10 +5,16 @@ generator sits under BasicSR's `params` / `params_ema`, next to the training con
 the one reader of that file: training resumes through `read_state`, and every other user (load_model,
 export, interpolate, ONNX) sees the generator through `read` like any other model file, its spec
 taken from the stored config, never guessed from the weights.
+
+Every checkpoint records the sha256 of its payload (`CHECKSUM_KEY`, see `payload_digest`): torch's
+zip reader does not check its records' CRCs, so bytes damaged on disk would otherwise load as
+silently changed weights and optimiser moments. `read_state` refuses a checkpoint whose payload no
+longer matches; checkpoints written before the checksum existed are read unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +26,35 @@ from srgan.modelfiles import ModelFile, recognised, spec_named_by
 from srgan.safeload import load_weights_only
 
 CHECKPOINT_FORMAT = "srgan-train-checkpoint"
+CHECKSUM_KEY = "payload_sha256"
+
+
+def payload_digest(state: dict[str, Any]) -> str:
+    """sha256 (hex) of everything in a checkpoint's state but the checksum: tensors by dtype, shape and
+    bytes, containers item by item in order, other values by their repr."""
+    digest = hashlib.sha256()
+    _feed(digest, {key: value for key, value in state.items() if key != CHECKSUM_KEY})
+    return digest.hexdigest()
+
+
+def _feed(digest, value: Any) -> None:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().to("cpu").contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}:".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}:".encode())
+        for key, item in value.items():
+            _feed(digest, key)
+            _feed(digest, item)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"V{value!r};".encode())
 
 
 def read_state(path: str | os.PathLike) -> dict[str, Any]:
@@ -30,6 +65,11 @@ def read_state(path: str | os.PathLike) -> dict[str, Any]:
     state = load_weights_only(path, what="training checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise SrganError(f"{path}: not an srgan training checkpoint; export model files with `srgan export`")
+    if CHECKSUM_KEY in state and payload_digest(state) != state[CHECKSUM_KEY]:
+        raise SrganError(
+            f"{path}: checkpoint is corrupt (its contents no longer match the checksum written with it); "
+            "use an earlier checkpoint of the run (--resume auto skips corrupt ones)"
+        )
     return state
 
 

@@ -6,20 +6,29 @@ API (also described at /docs and /openapi.json):
 - `POST /api/upscale`: multipart form with `image` (the file), optional `model` and `outscale`.
   Every upload becomes a job, whatever its size, so clients have one code path: the answer is
   `202 Accepted` with the job (and a `Location` header), or `503` with `Retry-After` when the
-  waiting line is full.
+  waiting line is full (`429` when this client already has `--max-jobs-per-client` jobs in it).
 - `GET /api/jobs/{id}`: status (`queued`, `running`, `done`, `failed`), progress 0-1 and the
   position in the waiting line.
 - `GET /api/jobs/{id}/result`: the upscaled image as PNG, once the job is done.
 
+Every request is first checked against DNS rebinding and other machines: its `Host` header must name
+this server (the bound address, loopback names, names from `--allow-host`, and on a server listening
+on every interface its host name and any IP address; 403 otherwise), then
+when the server has a token (always when it listens beyond loopback) the request must carry it, as
+`Authorization: Bearer TOKEN` or in the cookie that opening `/?token=TOKEN` sets (401 otherwise).
+
 Errors are JSON `{"error": "..."}` with the matching status code. Uploads are checked in this order:
 the `Origin` of browser requests (403 unless it is this server), body size while it streams in (413),
 the image header (415 if it is no image, 413 if it has too many pixels), then a full decode (422 if
-truncated or corrupt). Results are PNG and stay available for the server's `--keep-minutes`.
+truncated or corrupt). Results are PNG and stay available for the server's `--keep-minutes`, while
+all kept results together stay under `--max-kept-mb` (the oldest are deleted first).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
+import ipaddress
 import logging
 import math
 import shutil
@@ -33,7 +42,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
@@ -45,7 +54,7 @@ from srgan import __version__
 from srgan.errors import SrganError
 from srgan.imageio import read_image
 from srgan.serve.engine import UpscaleEngine
-from srgan.serve.jobs import Job, JobQueue, JobStatus, QueueFullError
+from srgan.serve.jobs import ClientLimitError, Job, JobQueue, JobStatus, QueueFullError
 
 logger = logging.getLogger("srgan.serve")
 
@@ -59,13 +68,28 @@ _UPLOAD_NAME = "upload"
 # Shown to clients in place of the server-side temporary path that imageio's messages start with.
 _CLIENT_IMAGE_NAME = "uploaded image"
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# The browser keeps the token in this cookie once `/?token=...` has been opened.
+TOKEN_COOKIE = "srgan_token"
+
 
 @dataclass(frozen=True)
 class ServerSettings:
+    """Limits and access rules. `max_jobs_per_client`: jobs one client address may have waiting or
+    running (None: no limit); `allowed_hosts`: host names (no port, lower case) a request's `Host` may
+    give, and with `any_ip_host` any IP address too (a server listening on every interface is reached by
+    each of its addresses; DNS rebinding needs a domain name); `token`: the secret every request must
+    carry (None: none needed)."""
+
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 4_000_000
     queue_size: int = 8
     result_ttl_s: float = 3600.0
+    max_kept_bytes: int = 1024 * 1024 * 1024
+    max_jobs_per_client: int | None = None
+    allowed_hosts: frozenset[str] = LOOPBACK_HOSTS
+    any_ip_host: bool = False
+    token: str | None = None
 
 
 class _UploadTooLarge(Exception):
@@ -78,7 +102,14 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         work_dir = Path(tempfile.mkdtemp(prefix="srgan-serve-"))
-        jobs = JobQueue(work_dir, engine.run, max_waiting=settings.queue_size, result_ttl_s=settings.result_ttl_s)
+        jobs = JobQueue(
+            work_dir,
+            engine.run,
+            max_waiting=settings.queue_size,
+            result_ttl_s=settings.result_ttl_s,
+            max_kept_bytes=settings.max_kept_bytes,
+            max_per_client=settings.max_jobs_per_client,
+        )
         jobs.start()
         app.state.jobs = jobs
         try:
@@ -98,7 +129,8 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
-        response = await call_next(request)
+        refusal = _refuse_unknown_hosts_and_strangers(request, settings)
+        response = refusal if refusal is not None else await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         if not request.url.path.startswith(("/docs", "/redoc")):
             # The page needs nothing beyond this server; /docs keeps FastAPI's own asset sources.
@@ -108,7 +140,12 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
         return response
 
     @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
+    async def index(request: Request) -> Response:
+        if settings.token is not None and "token" in request.query_params:
+            # The token was checked already; keep it in a cookie the page's requests carry, off the URL bar.
+            moved = RedirectResponse("/", status_code=303)
+            moved.set_cookie(TOKEN_COOKIE, settings.token, httponly=True, samesite="strict")
+            return moved
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     @app.get("/api/models", summary="Models a request may use")
@@ -130,7 +167,7 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
             "(a name from /api/models; default: the server's model) and `outscale` (1 to 8; default: the "
             "model's native scale). Answers 202 with the job; poll `GET /api/jobs/{id}` until `status` "
             "is `done`, then fetch `GET /api/jobs/{id}/result`. 503 with `Retry-After` when the queue is "
-            "full; 413 for too many bytes or pixels; 415 when the file is not an image; 422 when it is "
+            "full, 429 with `Retry-After` when this client already has its most jobs waiting or running; 413 for too many bytes or pixels; 415 when the file is not an image; 422 when it is "
             "truncated or a field is invalid."
         ),
         openapi_extra={
@@ -156,6 +193,7 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
             413: {"description": "Upload or image too large"},
             415: {"description": "Not an image"},
             422: {"description": "Truncated image or invalid field"},
+            429: {"description": "This client already has its most jobs waiting or running; see Retry-After"},
             503: {"description": "Queue full; see Retry-After"},
         },
     )
@@ -188,6 +226,7 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
             input_size=(image.width, image.height),
             payload=image,
             folder=folder,
+            client=request.client.host if request.client else "",
         )
         try:
             jobs.submit(job)
@@ -241,6 +280,56 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": "internal server error; the server log has the details"}, status_code=500)
+
+
+def _refuse_unknown_hosts_and_strangers(request: Request, settings: ServerSettings) -> JSONResponse | None:
+    """The Host check, then the token check; the refusal to send, or None when the request may go on.
+
+    A page on another site can point its own domain name at this server's address (DNS rebinding) and
+    then read answers as if same-origin; its requests still carry that domain in `Host`, so only the
+    names this server goes by are served. This comes before the Origin check, which trusts `Host`.
+    """
+    host = _host_name(request.headers.get("host", ""))
+    if host not in settings.allowed_hosts and not (settings.any_ip_host and _is_ip_address(host)):
+        shown = request.headers.get("host", "(none)")
+        allowed = ", ".join(sorted(settings.allowed_hosts))
+        return JSONResponse(
+            {"error": f"Host {shown!r} is not a name of this server (it answers to {allowed}); "
+                      "start it with --allow-host NAME for another name"},
+            status_code=403,
+        )
+    if settings.token is None:
+        return None
+    authorization = request.headers.get("authorization", "")
+    presented = [
+        authorization[len("Bearer "):] if authorization.startswith("Bearer ") else None,
+        request.cookies.get(TOKEN_COOKIE),
+        request.query_params.get("token"),
+    ]
+    if any(value is not None and hmac.compare_digest(value.encode(), settings.token.encode()) for value in presented):
+        return None
+    return JSONResponse(
+        {"error": "this server needs its access token: send 'Authorization: Bearer TOKEN', or open /?token=TOKEN "
+                  "in the browser (the token is printed when the server starts)"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _host_name(host_header: str) -> str | None:
+    """The name in a `Host` header, lower case and without the port ('[::1]:8000' -> '::1')."""
+    try:
+        return urlsplit(f"//{host_header}").hostname
+    except ValueError:  # an unbalanced '[' and the like
+        return None
+
+
+def _is_ip_address(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _refuse_other_sites(request: Request) -> None:
@@ -340,7 +429,10 @@ def _check_header(path: Path, max_pixels: int) -> None:
 def _find_job(jobs: JobQueue, job_id: uuid.UUID) -> Job:
     job = jobs.get(job_id)
     if job is None:
-        raise HTTPException(404, f"job {job_id} not found (unknown id, or its result expired)")
+        raise HTTPException(
+            404, f"job {job_id} not found (unknown id, or its result expired or was deleted to keep the server's "
+            "results under its storage cap)"
+        )
     return job
 
 
@@ -370,7 +462,8 @@ def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> HTTPExcep
 
 
 def _queue_full(full: QueueFullError) -> HTTPException:
-    return HTTPException(503, str(full), headers={"Retry-After": str(full.retry_after_s)})
+    status = 429 if isinstance(full, ClientLimitError) else 503
+    return HTTPException(status, str(full), headers={"Retry-After": str(full.retry_after_s)})
 
 
 def _megabytes(count: int) -> str:

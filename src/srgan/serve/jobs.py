@@ -54,6 +54,8 @@ class Job:
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    result_bytes: int = 0
+    client: str = ""  # who asked (the client's address), for the per-client limit
 
     @property
     def result_path(self) -> Path:
@@ -63,9 +65,13 @@ class Job:
 class QueueFullError(Exception):
     """The waiting line is full; `retry_after_s` estimates when a place frees up."""
 
-    def __init__(self, retry_after_s: int):
-        super().__init__(f"the server is busy; retry in {retry_after_s} s")
+    def __init__(self, retry_after_s: int, message: str | None = None):
+        super().__init__(message or f"the server is busy; retry in {retry_after_s} s")
         self.retry_after_s = retry_after_s
+
+
+class ClientLimitError(QueueFullError):
+    """This client already has as many jobs waiting or running as one client may."""
 
 
 # runner(job, report_progress) writes job.result_path and returns the output size (width, height).
@@ -73,12 +79,25 @@ JobRunner = Callable[[Job, Callable[[float], None]], tuple[int, int]]
 
 
 class JobQueue:
-    """Queued jobs run one by one on a worker thread; finished ones are forgotten after `result_ttl_s`."""
+    """Queued jobs run one by one on a worker thread; finished ones are forgotten after `result_ttl_s`,
+    or sooner, oldest first, when the results kept take more than `max_kept_bytes` (the newest result is
+    always kept, so a job's own result is never gone before its client could fetch it)."""
 
-    def __init__(self, work_dir: Path, runner: JobRunner, *, max_waiting: int, result_ttl_s: float):
+    def __init__(
+        self,
+        work_dir: Path,
+        runner: JobRunner,
+        *,
+        max_waiting: int,
+        result_ttl_s: float,
+        max_kept_bytes: int | None = None,
+        max_per_client: int | None = None,
+    ):
         self.work_dir = work_dir
         self.max_waiting = max_waiting
         self.result_ttl_s = result_ttl_s
+        self.max_kept_bytes = max_kept_bytes
+        self.max_per_client = max_per_client
         self._runner = runner
         self._jobs: dict[uuid.UUID, Job] = {}
         self._waiting: collections.deque[Job] = collections.deque()
@@ -108,9 +127,22 @@ class JobQueue:
         return job_id, folder
 
     def submit(self, job: Job) -> None:
-        """Queue `job`, or raise QueueFullError (and delete its folder) when the line is full."""
+        """Queue `job`, or raise QueueFullError (and delete its folder) when the line is full, or its
+        subclass ClientLimitError when `job.client` already has `max_per_client` jobs waiting or running."""
         with self._lock:
             self._expire_old_results()
+            if self.max_per_client is not None:
+                active = sum(
+                    1 for other in self._jobs.values()
+                    if other.client == job.client and other.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+                )
+                if active >= self.max_per_client:
+                    shutil.rmtree(job.folder, ignore_errors=True)
+                    wait = self.estimate_wait_s()
+                    raise ClientLimitError(
+                        wait, f"you already have {active} job(s) waiting or running, the most one client may "
+                        f"have here; retry in {wait} s"
+                    )
             if len(self._waiting) >= self.max_waiting:
                 shutil.rmtree(job.folder, ignore_errors=True)
                 raise QueueFullError(self.estimate_wait_s())
@@ -151,8 +183,25 @@ class JobQueue:
     def _expire_old_results(self) -> None:
         now = time.time()
         for job in [job for job in self._jobs.values() if self._is_expired(job, now)]:
-            del self._jobs[job.id]
-            shutil.rmtree(job.folder, ignore_errors=True)
+            self._forget(job)
+
+    def _evict_over_cap(self) -> None:
+        """Forget the oldest finished jobs until the kept results fit `max_kept_bytes` (newest kept)."""
+        if self.max_kept_bytes is None:
+            return
+        finished = sorted((job for job in self._jobs.values() if job.finished_at is not None),
+                          key=lambda job: job.finished_at)
+        kept = sum(job.result_bytes for job in finished)
+        for job in finished[:-1]:
+            if kept <= self.max_kept_bytes:
+                break
+            kept -= job.result_bytes
+            logger.info("deleting the result of job %s to keep results under %d bytes", job.id, self.max_kept_bytes)
+            self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        del self._jobs[job.id]
+        shutil.rmtree(job.folder, ignore_errors=True)
 
     def _next_job(self) -> Job | None:
         with self._lock:
@@ -193,6 +242,8 @@ class JobQueue:
             if error is None:
                 job.progress = 1.0
                 job.status = JobStatus.DONE
+                job.result_bytes = job.result_path.stat().st_size if job.result_path.is_file() else 0
             else:
                 job.status = JobStatus.FAILED
             self._recent_durations.append(job.finished_at - (job.started_at or job.finished_at))
+            self._evict_over_cap()

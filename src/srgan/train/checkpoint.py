@@ -20,7 +20,7 @@ import torch
 
 from srgan.errors import SrganError
 from srgan.fileutil import atomic_write
-from srgan.modelfiles.checkpoint import CHECKPOINT_FORMAT, read_state
+from srgan.modelfiles.checkpoint import CHECKPOINT_FORMAT, CHECKSUM_KEY, payload_digest, read_state
 
 CHECKPOINT_SUFFIX = ".ckpt"
 BEST_CHECKPOINT_NAME = "best.ckpt"
@@ -38,14 +38,17 @@ def iteration_checkpoint_path(run_dir: Path, iteration: int) -> Path:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` atomically; refuse non-finite weights so a diverged run never overwrites good ones."""
+    """Write `state` atomically with the checksum of its payload; refuse non-finite weights so a diverged
+    run never overwrites good ones."""
     for key in ("params", "params_ema", "params_d"):
         for name, tensor in (state.get(key) or {}).items():
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise SrganError(f"not writing {path}: {key}.{name} contains NaN or inf; the run has diverged")
+    payload = {"format": CHECKPOINT_FORMAT, **state}
+    payload[CHECKSUM_KEY] = payload_digest(payload)
     try:
         with atomic_write(path) as temp_path:
-            torch.save({"format": CHECKPOINT_FORMAT, **state}, temp_path)
+            torch.save(payload, temp_path)
     except RuntimeError as error:
         # torch's zip writer reports a full disk as "[enforce fail ...] unexpected pos"
         if shutil.disk_usage(path.parent).free < (64 << 20):
@@ -72,7 +75,8 @@ def iteration_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def find_resume_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint in `run_dir` that loads; damaged newer ones are skipped with a warning."""
+    """The newest checkpoint in `run_dir` that loads and matches its checksum; damaged or corrupt newer ones
+    are skipped with a warning naming them."""
     for _, path in iteration_checkpoints(run_dir):
         try:
             return path, load_checkpoint(path)

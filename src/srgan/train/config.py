@@ -17,6 +17,7 @@ import inspect
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -344,9 +345,12 @@ def load_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Train
         _set_nested(raw, parts, value)
     raw["preset"] = preset
     raw.setdefault("name", path.stem)
-    config = _build(TrainConfig, raw, "")
-    _expand_home(config)
-    validate_values(config)
+    try:
+        config = _build(TrainConfig, raw, "")
+        _expand_home(config)
+        validate_values(config)
+    except SrganError as error:  # name the recipe: the key may come from it, its preset or an override
+        raise SrganError(f"{path}: {error}") from None
     return config
 
 
@@ -521,10 +525,12 @@ def _check_image_sizes(folder: Path, minimum: int) -> None:
 
     for path in images_in_folder(folder):
         try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except OSError:
-            continue  # unreadable files are skipped with a warning when the data is loaded
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    width, height = image.size
+        except (OSError, Image.DecompressionBombError):
+            continue  # unreadable and oversized files are skipped with a warning when the data is loaded
         if min(width, height) < minimum:
             raise SrganError(
                 f"{path}: {width}x{height} is smaller than the {minimum}x{minimum} HR patch (data.hr_patch); "

@@ -8,12 +8,15 @@ Only the main process (see `runtime.is_main_process`) creates a Monitor that wri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import sys
 import time
+import warnings
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,19 @@ def setup_logging(run_dir: Path | None) -> None:
         file_handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(file_handler)
+
+
+@contextlib.contextmanager
+def warnings_logged() -> Iterator[None]:
+    """Python warnings raised inside the block (an unreadable image skipped, ...) become one-line WARNING
+    records of the run's log, so they reach train.log too, without the source line Python prints."""
+
+    def log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        logger.warning("%s", message)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = log_warning
+        yield
 
 
 def record_error(message: str) -> None:

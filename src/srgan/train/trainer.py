@@ -36,6 +36,7 @@ from srgan.train.monitor import (
     record_error,
     save_sample_grid,
     setup_logging,
+    warnings_logged,
 )
 from srgan.train.runtime import (
     capture_rng_state,
@@ -371,7 +372,8 @@ class Trainer:
             if differences:
                 logger.info("resuming: %s", differences)
         try:
-            return self._run(resume)
+            with warnings_logged():
+                return self._run(resume)
         except OSError as error:
             if error.errno != errno.ENOSPC:
                 raise
