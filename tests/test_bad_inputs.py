@@ -539,3 +539,21 @@ def test_the_next_run_clears_what_a_killed_writer_left(tmp_path):
     leftover.write_bytes(b"half an image")
     assert main(["upscale", str(image), "-o", str(out), *BICUBIC_X2]) == 0
     assert not leftover.exists() and (out / "a_bicubic_x2.png").is_file()
+
+
+def test_a_reader_that_went_away_is_no_traceback():
+    """`srgan models | head`: the pipe closes before srgan has written; it exits as SIGPIPE would, silently."""
+    import signal
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        finished = subprocess.run([sys.executable, "-m", "srgan", "models"], stdout=write_end,
+                                  stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in finished.stderr, finished.stderr
+    assert finished.stderr == ""
+    assert finished.returncode == 128 + signal.SIGPIPE

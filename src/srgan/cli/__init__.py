@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("srgan: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read our output has gone (`srgan models | head`): nothing to report. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again, and exit as a shell reports
+        # a process ended by SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 @contextlib.contextmanager
