@@ -144,3 +144,28 @@ def fetch_vgg19(
     finally:
         download.unlink(missing_ok=True)
     return out
+
+
+# --- NIQE's pristine-image model (optional, for `srgan metrics niqe` and `--metric niqe`) ------
+
+# BasicSR's conversion of the official modelparameters.mat (Mittal et al.), from its repository.
+NIQE_PARAMS_URL = "https://raw.githubusercontent.com/XPixelGroup/BasicSR/master/basicsr/metrics/niqe_pris_params.npz"
+NIQE_PARAMS_SHA256 = "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296"
+NIQE_PARAMS_FILE_NAME = "niqe_pris_params.npz"
+
+
+def niqe_params_path() -> Path:
+    """Where `fetch_niqe_params` puts the NIQE parameters by default (and where NIQE looks for them)."""
+    return cache_dir() / NIQE_PARAMS_FILE_NAME
+
+
+def fetch_niqe_params(
+    out_path: str | os.PathLike | None = None,
+    *,
+    url: str = NIQE_PARAMS_URL,
+    expected_sha256: str = NIQE_PARAMS_SHA256,
+    progress: bool | None = None,
+) -> Path:
+    """Download NIQE's pristine-image model (`niqe_pris_params.npz`), checksummed; returns its path."""
+    out = Path(out_path) if out_path is not None else niqe_params_path()
+    return fetch(url, out, expected_sha256, progress=progress, desc="niqe params").path

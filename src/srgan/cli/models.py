@@ -1,4 +1,4 @@
-"""`srgan models`: list architectures and named weights; `srgan models fetch-vgg19`: optional download."""
+"""`srgan models`: list architectures and named weights; `srgan models fetch-*`: optional downloads."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ def register(subparsers) -> None:
     fetch.add_argument("--sha256", help="expected sha256 (full or a prefix) when --url points to another file")
     fetch.add_argument("--out", help="output .safetensors path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
     fetch.set_defaults(handler=fetch_vgg19_command)
+    niqe = actions.add_parser(
+        "fetch-niqe",
+        help="download NIQE's pristine-image model (checksummed) for `srgan metrics niqe` and `--metric niqe`",
+        description="Download niqe_pris_params.npz (BasicSR's conversion of the official NIQE "
+        "modelparameters.mat) from the BasicSR repository and verify its sha256.",
+    )
+    niqe.add_argument("--url", help="where to download from (default: raw.githubusercontent.com, BasicSR)")
+    niqe.add_argument("--sha256", help="expected sha256 (full or a prefix) when --url points to another file")
+    niqe.add_argument("--out", help="output .npz path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
+    niqe.set_defaults(handler=fetch_niqe_command)
 
 
 def list_models_command(args: argparse.Namespace) -> int:
@@ -54,4 +64,14 @@ def fetch_vgg19_command(args: argparse.Namespace) -> int:
 
     written = fetch_vgg19(args.out, url=args.url or VGG19_URL, expected_sha256=args.sha256 or VGG19_SHA256_PREFIX)
     print(f"wrote {written} (torchvision preprocessing: RGB in [0, 1], ImageNet mean/std)")
+    return 0
+
+
+def fetch_niqe_command(args: argparse.Namespace) -> int:
+    from srgan.downloads import NIQE_PARAMS_SHA256, NIQE_PARAMS_URL, fetch_niqe_params
+
+    written = fetch_niqe_params(
+        args.out, url=args.url or NIQE_PARAMS_URL, expected_sha256=args.sha256 or NIQE_PARAMS_SHA256
+    )
+    print(f"wrote {written} (NIQE pristine-image model)")
     return 0
