@@ -123,3 +123,24 @@ def test_fetch_refuses_another_file(served, tmp_path):
     with pytest.raises(SrganError, match="checksum mismatch"):
         fetch_niqe_params(tmp_path / "p.npz", url=served, expected_sha256="0" * 64, progress=False)
     assert not (tmp_path / "p.npz").exists()
+
+
+@needs_reference
+def test_cli_scores_files_offline_with_params_and_writes_json_by_name(tmp_path, capsys):
+    from srgan.cli import main
+
+    from srgan.imageio import write_image
+
+    photo = REFERENCE / "baboon_basicsr_test.png"
+    small = tmp_path / "small.png"
+    write_image(small, torch.rand(3, 100, 100))
+    out = tmp_path / "scores.json"
+
+    code = main(["metrics", "niqe", str(photo), str(small), "--params", str(REFERENCE / "niqe_pris_params.npz"),
+                 "--json", str(out)])
+
+    captured = capsys.readouterr()
+    assert code == 1  # one file could not be scored; the others still are
+    assert "small.png: niqe: a 100x100 image holds 1 block(s)" in captured.err
+    assert json.loads(out.read_text()) == {str(photo): pytest.approx(5.7296, abs=1e-4)}
+    assert "5.7296" in captured.out
