@@ -89,7 +89,8 @@ def test_cli_scores_and_writes_json_csv_markdown(hr_folder, tmp_path, capsys):
     report = json.loads(json_path.read_text())
     assert report["models"] == ["bicubic", "tiny_net"]  # bicubic added first as the reference
     assert report["protocol"] | {"description": None} == {
-        "scale": 2, "y_channel": True, "crop_border": 2, "channel": "Y", "description": None
+        "scale": 2, "y_channel": True, "crop_border": 2, "channel": "Y", "description": None,
+        "metrics": ["psnr", "ssim"], "lower_is_better": [],
     }
     assert report["datasets"][0]["name"] == "tiny" and report["datasets"][0]["images"] == 3
     bicubic = {row["image"]: row for row in report["per_image"] if row["model"] == "bicubic"}

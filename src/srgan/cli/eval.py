@@ -1,4 +1,4 @@
-"""`srgan eval`: PSNR / SSIM of models on benchmark folders under the standard protocol."""
+"""`srgan eval`: PSNR / SSIM (and NIQE, VIF) of models on benchmark folders under the standard protocol."""
 
 from __future__ import annotations
 
@@ -24,12 +24,19 @@ def register(subparsers) -> None:
                         help="folder of LR inputs for the matching --data (names NAME or NAMEx<scale>, "
                         "X<scale>/ subfolder understood); give one per --data, in order")
     parser.add_argument("--rgb", action="store_true", help="score RGB instead of the Y channel")
+    parser.add_argument("--metric", default="psnr,ssim", metavar="LIST",
+                        help="metrics to show, comma-separated, from psnr, ssim, niqe (no reference, lower is "
+                        "better; `srgan models fetch-niqe`), vif (pip install \"srgan[vif]\") "
+                        "(default: %(default)s)")
+    parser.add_argument("--niqe-params", metavar="FILE",
+                        help="NIQE's niqe_pris_params.npz (default: the one `srgan models fetch-niqe` downloaded)")
     parser.add_argument("--crop-border", type=int, metavar="N", help="pixels cropped at each border (default: scale)")
     parser.add_argument("--per-image", action="store_true", help="also show and write per-image scores")
     parser.add_argument("--json", metavar="FILE", help="write protocol, means and per-image scores as JSON")
     parser.add_argument("--csv", metavar="FILE", help="write the scores as CSV")
     parser.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
-    parser.add_argument("--figures", metavar="DIR", help="write a comparison figure per image to DIR/<dataset>/")
+    parser.add_argument("--figures", metavar="DIR", help="write a comparison figure per image to DIR/<dataset>/ and, "
+                        "with niqe among the metrics, the perception-distortion plane to DIR/perception_distortion.png")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: %(default)s)")
     parser.add_argument("--tile", type=int, help="tile side in input pixels for large images (default: automatic)")
     parser.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
@@ -50,6 +57,8 @@ def eval_command(args: argparse.Namespace) -> int:
         tile=args.tile,
         figures_dir=args.figures,
         progress=True if args.progress else None,
+        metrics=args.metric,
+        niqe_params=args.niqe_params,
     )
     print(format_table(report, per_image=args.per_image), end="")
     outputs = {

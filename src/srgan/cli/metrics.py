@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     niqe = actions.add_parser(
         "niqe",
         help="NIQE (lower is better) of each image, as the official MATLAB code computes it",
-        description="NIQE (Mittal et al. 2013) of each image on its BT.601 Y channel (MATLAB rgb2ycbcr), "
+        description="NIQE (Mittal et al. 2013) of each image on its BT.601 Y channel (MATLAB rgb2ycbcr; "
+        "1-channel files on their gray values), "
         "96x96 blocks, with the official pristine-image model (`srgan models fetch-niqe`). Lower is "
         "better. An image needs at least two whole 96x96 blocks after --crop.",
     )
@@ -47,7 +48,9 @@ def niqe_command(args: argparse.Namespace) -> int:
     width = max(len(name) for name in args.images)
     for name in args.images:
         try:
-            image = read_image(name).to_tensor()[None]
+            loaded = read_image(name)
+            # a 1-channel file is scored on its gray values, as MATLAB's niqe does (no Y formula)
+            image = loaded.to_tensor()[None, :1] if loaded.is_gray else loaded.to_tensor()[None]
             scores[name] = niqe(image, model, crop_border=args.crop).item()
         except SrganError as error:  # names the file already
             failures += 1
