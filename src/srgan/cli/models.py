@@ -35,6 +35,19 @@ def register(subparsers) -> None:
     niqe.add_argument("--sha256", help="expected sha256 (full or a prefix) when --url points to another file")
     niqe.add_argument("--out", help="output .npz path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
     niqe.set_defaults(handler=fetch_niqe_command)
+    lpips = actions.add_parser(
+        "fetch-lpips",
+        help="download LPIPS weights (AlexNet or VGG16 backbone + v0.1 heads, checksummed) for `--metric lpips`",
+        description="Download torchvision's AlexNet or VGG16 ImageNet weights and the v0.1 linear heads of the "
+        "reference lpips package, verify both sha256s, and keep what LPIPS uses as one safetensors file.",
+    )
+    lpips.add_argument("--net", choices=("alex", "vgg"), default="alex", help="backbone (default: %(default)s)")
+    lpips.add_argument("--backbone-url", help="where to download the backbone from (with --backbone-sha256)")
+    lpips.add_argument("--backbone-sha256", help="expected sha256 (or prefix) of --backbone-url")
+    lpips.add_argument("--heads-url", help="where to download the v0.1 heads from (with --heads-sha256)")
+    lpips.add_argument("--heads-sha256", help="expected sha256 (or prefix) of --heads-url")
+    lpips.add_argument("--out", help="output .safetensors path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
+    lpips.set_defaults(handler=fetch_lpips_command)
 
 
 def list_models_command(args: argparse.Namespace) -> int:
@@ -74,4 +87,15 @@ def fetch_niqe_command(args: argparse.Namespace) -> int:
         args.out, url=args.url or NIQE_PARAMS_URL, expected_sha256=args.sha256 or NIQE_PARAMS_SHA256
     )
     print(f"wrote {written} (NIQE pristine-image model)")
+    return 0
+
+
+def fetch_lpips_command(args: argparse.Namespace) -> int:
+    from srgan.downloads import LPIPS_SOURCES, fetch_lpips
+
+    default_backbone, default_heads = LPIPS_SOURCES[args.net]
+    backbone = (args.backbone_url or default_backbone[0], args.backbone_sha256 or default_backbone[1])
+    heads = (args.heads_url or default_heads[0], args.heads_sha256 or default_heads[1])
+    written = fetch_lpips(args.net, args.out, backbone=backbone, heads=heads)
+    print(f"wrote {written} (LPIPS-{args.net}, v0.1 heads)")
     return 0
