@@ -108,3 +108,28 @@ def test_vif_is_one_for_identical_images_and_matches_sewar_on_y():
     assert (scores < 1).all()
     with pytest.raises(ValueError, match="needs at least 65x65 pixels"):
         vif(noisy, hr, crop_border=10)
+
+
+def test_lpips_in_eval_uses_the_given_weights_file_and_draws_the_plane(photos, tmp_path):
+    from safetensors.torch import save_file
+
+    from srgan.quality.lpips import LPIPS, load_lpips, lpips
+
+    torch.manual_seed(0)
+    module = LPIPS("alex")
+    for head in module.heads:
+        head.weight.abs_()  # heads are non-negative, as the trained ones
+    save_file(module.state_dict(), str(tmp_path / "lpips.safetensors"), metadata={"net": "alex"})
+
+    report = evaluate_models([], [photos], 2, metrics="psnr,lpips", lpips_weights=tmp_path / "lpips.safetensors",
+                             figures_dir=tmp_path / "figures")
+
+    loaded = load_lpips(tmp_path / "lpips.safetensors")
+    score = report.scores[0]
+    hr = read_image(photos / f"{score.image}.png").to_tensor()[None]
+    output = matlab_bicubic_resize(matlab_bicubic_resize((hr * 255).round().to(torch.uint8), scale=0.5).float() / 255,
+                                   scale=2).clamp(0, 1)
+    expected = lpips((output * 255).round() / 255, hr, loaded, crop_border=2).item()
+    assert score.extra["lpips"] == pytest.approx(expected, rel=1e-5) and expected > 0
+    assert report.protocol.lower_is_better == ["lpips"]
+    assert (tmp_path / "figures" / "perception_distortion.png").is_file()

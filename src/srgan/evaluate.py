@@ -60,6 +60,7 @@ class Protocol:
         extras = {
             "niqe": "NIQE (no reference) on Y, 96x96 blocks, official pristine model",
             "vif": f"VIFp (sewar) on {self.channel}",
+            "lpips": "LPIPS v0.1 on RGB",
         }
         extra_text = "".join(f"; {text}" for name, text in extras.items() if name in self.metrics)
         return (
@@ -173,6 +174,7 @@ def evaluate_models(
     progress: bool | None = None,
     metrics: Sequence[str] | str = DEFAULT_METRICS,
     niqe_params: str | os.PathLike | None = None,
+    lpips_weights: str | os.PathLike | None = None,
 ) -> EvaluationReport:
     """Evaluate `models` (names, model file paths or `LoadedModel`s) on HR folders `datasets`.
 
@@ -180,9 +182,9 @@ def evaluate_models(
     instead of making them. `crop_border` defaults to `scale`. `device` and `tile` go to the tiled
     `Upscaler`. With `figures_dir`, one comparison figure per image is written to
     `figures_dir/<dataset>/<image>.png`, and with NIQE among `metrics` the perception-distortion
-    plane `figures_dir/perception_distortion.png`. `progress=None` shows progress bars only on a
+    plane `figures_dir/perception_distortion.png` (NIQE, else LPIPS, across). `progress=None` shows progress bars only on a
     terminal. `metrics` (names of `srgan.quality.registry.METRICS`) are shown in the tables; PSNR and
-    SSIM are always computed. `niqe_params` is NIQE's parameter file (default: the fetched one).
+    SSIM are always computed. `niqe_params` and `lpips_weights` default to the fetched files.
     """
     from srgan.data.files import as_path_list, unique_folder_labels
     from srgan.data.store import progress_bar
@@ -209,7 +211,7 @@ def evaluate_models(
 
     protocol = Protocol(int(scale), y_channel, crop_border, parse_metrics(metrics))
     extras = [name for name in protocol.metrics if name not in ("psnr", "ssim")]
-    scorer = Scorer(extras, niqe_params=niqe_params) if extras else None
+    scorer = Scorer(extras, niqe_params=niqe_params, lpips_weights=lpips_weights, device=device) if extras else None
     labels, loaded_models = _load_models(models, protocol.scale)
     upscalers = [Upscaler(model, device=device, tile=tile) for model in loaded_models]
     report = EvaluationReport(protocol, labels, [], [])
@@ -233,8 +235,9 @@ def evaluate_models(
                 title = f"{name}/{image_name}, x{protocol.scale}, {protocol.channel}"
                 shown = [(psnr_value, ssim_value) for psnr_value, ssim_value, _ in image_scores]
                 save_comparison_figure(figure_path, title, lr, hr, list(zip(labels, outputs, shown)), protocol.scale)
-    if figures_dir is not None and "niqe" in protocol.metrics:
-        save_perception_distortion_figure(Path(figures_dir) / "perception_distortion.png", report, "niqe")
+    perceptual = [name for name in ("niqe", "lpips") if name in protocol.metrics]
+    if figures_dir is not None and perceptual:
+        save_perception_distortion_figure(Path(figures_dir) / "perception_distortion.png", report, perceptual[0])
     return report
 
 

@@ -26,7 +26,8 @@ def register(subparsers) -> None:
     parser.add_argument("--rgb", action="store_true", help="score RGB instead of the Y channel")
     parser.add_argument("--metric", default="psnr,ssim", metavar="LIST",
                         help="metrics to show, comma-separated, from psnr, ssim, niqe (no reference, lower is "
-                        "better; `srgan models fetch-niqe`), vif (pip install \"srgan[vif]\") "
+                        "better; `srgan models fetch-niqe`), vif (pip install \"srgan[vif]\"), lpips (lower is better; "
+                        "`srgan models fetch-lpips`) "
                         "(default: %(default)s)")
     parser.add_argument("--niqe-params", metavar="FILE",
                         help="NIQE's niqe_pris_params.npz (default: the one `srgan models fetch-niqe` downloaded)")
@@ -35,8 +36,10 @@ def register(subparsers) -> None:
     parser.add_argument("--json", metavar="FILE", help="write protocol, means and per-image scores as JSON")
     parser.add_argument("--csv", metavar="FILE", help="write the scores as CSV")
     parser.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
+    parser.add_argument("--lpips-weights", metavar="FILE",
+                        help="LPIPS weights from `srgan models fetch-lpips` (default: the fetched AlexNet one)")
     parser.add_argument("--figures", metavar="DIR", help="write a comparison figure per image to DIR/<dataset>/ and, "
-                        "with niqe among the metrics, the perception-distortion plane to DIR/perception_distortion.png")
+                        "with niqe or lpips among the metrics, the perception-distortion plane to DIR/perception_distortion.png")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: %(default)s)")
     parser.add_argument("--tile", type=int, help="tile side in input pixels for large images (default: automatic)")
     parser.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
@@ -59,6 +62,7 @@ def eval_command(args: argparse.Namespace) -> int:
         progress=True if args.progress else None,
         metrics=args.metric,
         niqe_params=args.niqe_params,
+        lpips_weights=args.lpips_weights,
     )
     print(format_table(report, per_image=args.per_image), end="")
     outputs = {

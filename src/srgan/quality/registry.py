@@ -38,6 +38,7 @@ METRICS: dict[str, Metric] = {
         Metric("ssim", "SSIM", False, True, 4),
         Metric("niqe", "NIQE", True, False, 4),
         Metric("vif", "VIF", False, True, 4),
+        Metric("lpips", "LPIPS", True, True, 4),
     )
 }
 DEFAULT_METRICS = ("psnr", "ssim")
@@ -61,18 +62,32 @@ class Scorer:
     """Computes the chosen metrics of output batches against their HR batches.
 
     Resources load once, when the scorer is made: NIQE's parameter file (`niqe_params`, default: where
-    `srgan models fetch-niqe` puts it). `score(sr, hr, crop_border=..., y_channel=...)` takes
-    (N,C,H,W) batches in [0, 1] and returns {name: (N,) float64}.
+    `srgan models fetch-niqe` puts it) and the LPIPS weights (`lpips_weights`, default: the AlexNet
+    file of `srgan models fetch-lpips`; LPIPS runs on `device`). `score(sr, hr, crop_border=...,
+    y_channel=...)` takes (N,C,H,W) batches in [0, 1] and returns {name: (N,) float64}; LPIPS always
+    compares RGB (its networks take colour), the others follow `y_channel`.
     """
 
-    def __init__(self, names: Iterable[str], *, niqe_params: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        names: Iterable[str],
+        *,
+        niqe_params: str | os.PathLike | None = None,
+        lpips_weights: str | os.PathLike | None = None,
+        device: str | None = None,
+    ) -> None:
+        from srgan.downloads import lpips_path, niqe_params_path
+
         self.names = parse_metrics(list(names))
-        self._niqe_model = None
+        self._niqe_model = self._lpips_module = None
         if "niqe" in self.names:
-            from srgan.downloads import niqe_params_path
             from srgan.quality.niqe import load_niqe_model
 
             self._niqe_model = load_niqe_model(niqe_params or niqe_params_path())
+        if "lpips" in self.names:
+            from srgan.quality.lpips import load_lpips
+
+            self._lpips_module = load_lpips(lpips_weights or lpips_path("alex"), device=device or "cpu")
 
     def score(self, sr: Tensor, hr: Tensor, *, crop_border: int = 0, y_channel: bool = True) -> dict[str, Tensor]:
         from srgan.metrics import psnr, ssim
@@ -91,4 +106,8 @@ class Scorer:
                 from srgan.quality.vif import vif
 
                 scores[name] = vif(sr, hr, crop_border=crop_border, y_channel=y_channel)
+            elif name == "lpips":
+                from srgan.quality.lpips import lpips
+
+                scores[name] = lpips(sr, hr, self._lpips_module, crop_border=crop_border)
         return scores
