@@ -133,3 +133,45 @@ def test_lpips_in_eval_uses_the_given_weights_file_and_draws_the_plane(photos, t
     assert score.extra["lpips"] == pytest.approx(expected, rel=1e-5) and expected > 0
     assert report.protocol.lower_is_better == ["lpips"]
     assert (tmp_path / "figures" / "perception_distortion.png").is_file()
+
+
+@needs_params
+def test_training_validation_logs_and_plots_the_configured_metrics(photos, tmp_path, monkeypatch):
+    import shutil
+
+    import yaml
+    from safetensors.torch import save_file
+
+    from srgan.quality.lpips import LPIPS
+    from srgan.train.config import load_config
+    from srgan.train.monitor import read_metrics
+    from srgan.train.trainer import train
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(PARAMS, cache / "niqe_pris_params.npz")
+    torch.manual_seed(0)
+    module = LPIPS("alex")
+    for head in module.heads:
+        head.weight.abs_()
+    save_file(module.state_dict(), str(cache / "lpips_alex_v0.1.safetensors"), metadata={"net": "alex"})
+    monkeypatch.setenv("SRGAN_CACHE_DIR", str(cache))
+    recipe = {
+        "name": "metrics", "scale": 2,
+        "generator": {"arch": "edsr", "kwargs": {"num_features": 4, "num_blocks": 1}},
+        "data": {"train_dirs": [str(photos)], "val_dir": str(photos), "hr_patch": 16, "batch_size": 2,
+                 "num_workers": 0, "prepare": False, "val_metrics": ["niqe", "lpips"]},
+        "losses": {"pixel": {"kind": "l1"}},
+        "train": {"iterations": 2, "seed": 1},
+        "log": {"every": 1, "val_every": 2, "sample_images": 0, "tensorboard": "off", "progress": "off", "plots": True},
+    }
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+
+    run_dir = train(load_config(tmp_path / "r.yaml", []), tmp_path / "run")
+
+    (record,) = [r for r in read_metrics(run_dir) if r["kind"] == "val"]
+    assert record["niqe"] > 0 and record["lpips"] > 0 and record["psnr"] > 10
+    assert (run_dir / "plots" / "validation.png").is_file()
+    (cache / "niqe_pris_params.npz").unlink()
+    with pytest.raises(SrganError, match=r"'data.val_metrics': .*NIQE parameters not found"):
+        train(load_config(tmp_path / "r.yaml", []), tmp_path / "run2")
