@@ -14,27 +14,27 @@ def register(subparsers) -> None:
     )
     parser.set_defaults(handler=list_models_command)
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
-    fetch = actions.add_parser(
+    _add_fetch(
+        actions,
         "fetch-vgg19",
         help="download torchvision's VGG19 ImageNet weights (checksummed) for the perceptual loss",
         description="Download torchvision's vgg19-dcbb9e9d.pth, verify its sha256 against the "
         "'dcbb9e9d' prefix torchvision names its files by, and keep the `features.*` weights as "
         "safetensors (torchvision preprocessing: RGB in [0, 1], ImageNet mean/std).",
+        source="download.pytorch.org",
+        suffix=".safetensors",
+        handler=fetch_vgg19_command,
     )
-    fetch.add_argument("--url", help="where to download from (default: download.pytorch.org)")
-    fetch.add_argument("--sha256", help="expected sha256 (full or a prefix) when --url points to another file")
-    fetch.add_argument("--out", help="output .safetensors path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
-    fetch.set_defaults(handler=fetch_vgg19_command)
-    niqe = actions.add_parser(
+    _add_fetch(
+        actions,
         "fetch-niqe",
         help="download NIQE's pristine-image model (checksummed) for `srgan metrics niqe` and `--metric niqe`",
         description="Download niqe_pris_params.npz (BasicSR's conversion of the official NIQE "
         "modelparameters.mat) from the BasicSR repository and verify its sha256.",
+        source="raw.githubusercontent.com, BasicSR",
+        suffix=".npz",
+        handler=fetch_niqe_command,
     )
-    niqe.add_argument("--url", help="where to download from (default: raw.githubusercontent.com, BasicSR)")
-    niqe.add_argument("--sha256", help="expected sha256 (full or a prefix) when --url points to another file")
-    niqe.add_argument("--out", help="output .npz path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
-    niqe.set_defaults(handler=fetch_niqe_command)
     lpips = actions.add_parser(
         "fetch-lpips",
         help="download LPIPS weights (AlexNet or VGG16 backbone + v0.1 heads, checksummed) for `--metric lpips`",
@@ -48,6 +48,15 @@ def register(subparsers) -> None:
     lpips.add_argument("--heads-sha256", help="expected sha256 (or prefix) of --heads-url")
     lpips.add_argument("--out", help="output .safetensors path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
     lpips.set_defaults(handler=fetch_lpips_command)
+
+
+def _add_fetch(actions, name: str, *, help: str, description: str, source: str, suffix: str, handler) -> None:
+    """A `fetch-*` action of one checksummed file: --url, --sha256, --out."""
+    fetch = actions.add_parser(name, help=help, description=description)
+    fetch.add_argument("--url", help=f"where to download from (default: {source})")
+    fetch.add_argument("--sha256", help="expected sha256 (full or a prefix) when --url points to another file")
+    fetch.add_argument("--out", help=f"output {suffix} path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
+    fetch.set_defaults(handler=handler)
 
 
 def list_models_command(args: argparse.Namespace) -> int:
