@@ -9,7 +9,7 @@ from pathlib import Path
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="PSNR/SSIM of models on benchmark image folders",
+        help="PSNR/SSIM (and NIQE, VIF, LPIPS) of models on benchmark image folders",
         description="Evaluate each model on each folder of HR images. The LR input is MATLAB bicubic of the "
         "HR cropped to a multiple of the scale (or read with --lr-dir); outputs are rounded to 8 bits and "
         "scored on the Y channel with SCALE pixels cropped at each border, as in published tables. "
