@@ -89,7 +89,8 @@ def test_cli_scores_and_writes_json_csv_markdown(hr_folder, tmp_path, capsys):
     report = json.loads(json_path.read_text())
     assert report["models"] == ["bicubic", "tiny_net"]  # bicubic added first as the reference
     assert report["protocol"] | {"description": None} == {
-        "scale": 2, "y_channel": True, "crop_border": 2, "channel": "Y", "description": None
+        "scale": 2, "y_channel": True, "crop_border": 2, "channel": "Y", "description": None,
+        "metrics": ["psnr", "ssim"], "lower_is_better": [],
     }
     assert report["datasets"][0]["name"] == "tiny" and report["datasets"][0]["images"] == 3
     bicubic = {row["image"]: row for row in report["per_image"] if row["model"] == "bicubic"}
@@ -264,11 +265,14 @@ def test_an_unreadable_file_is_named_not_left_out_of_the_mean(hr_folder, tmp_pat
     assert "pass --allow-missing to score the rest" in err
     assert not json_path.exists()
 
-    md_path = tmp_path / "r.md"
-    assert main([*args, "--allow-missing", "--markdown", str(md_path)]) == 0
+    md_path, csv_path = tmp_path / "r.md", tmp_path / "r.csv"
+    assert main([*args, "--allow-missing", "--markdown", str(md_path), "--csv", str(csv_path)]) == 0
     out, err = capsys.readouterr()
     assert "tiny (2 of 3 images, PARTIAL)" in out and "PARTIAL tiny, left out:" in out and "b.png" in out
     assert "tiny (2 of 3 images, PARTIAL)" in err and "Traceback" not in err and "UserWarning" not in err
     assert "PARTIAL tiny, left out:" in md_path.read_text()
     (dataset,) = json.loads(json_path.read_text())["datasets"]
     assert dataset["partial"] is True and dataset["images"] == 2 and "b.png" in dataset["missing"][0]
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(row["missing"] == "1" and row["images"] == "2" for row in rows)

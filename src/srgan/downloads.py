@@ -144,3 +144,101 @@ def fetch_vgg19(
     finally:
         download.unlink(missing_ok=True)
     return out
+
+
+# --- NIQE's pristine-image model (optional, for `srgan metrics niqe` and `--metric niqe`) ------
+
+# BasicSR's conversion of the official modelparameters.mat (Mittal et al.), from its repository.
+NIQE_PARAMS_URL = "https://raw.githubusercontent.com/XPixelGroup/BasicSR/master/basicsr/metrics/niqe_pris_params.npz"
+NIQE_PARAMS_SHA256 = "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296"
+NIQE_PARAMS_FILE_NAME = "niqe_pris_params.npz"
+
+
+def niqe_params_path() -> Path:
+    """Where `fetch_niqe_params` puts the NIQE parameters by default (and where NIQE looks for them)."""
+    return cache_dir() / NIQE_PARAMS_FILE_NAME
+
+
+def fetch_niqe_params(
+    out_path: str | os.PathLike | None = None,
+    *,
+    url: str = NIQE_PARAMS_URL,
+    expected_sha256: str = NIQE_PARAMS_SHA256,
+    progress: bool | None = None,
+) -> Path:
+    """Download NIQE's pristine-image model (`niqe_pris_params.npz`), checksummed; returns its path."""
+    out = Path(out_path) if out_path is not None else niqe_params_path()
+    return fetch(url, out, expected_sha256, progress=progress, desc="niqe params").path
+
+
+# --- LPIPS weights (optional, for `--metric lpips`) --------------------------------------------
+
+# The backbones are torchvision's ImageNet classifiers (file names carry their sha256 prefix); the
+# v0.1 linear heads are those of the reference `lpips` package (Zhang et al., BSD-2-Clause).
+_LPIPS_HEADS = "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1"
+LPIPS_SOURCES = {
+    "alex": (
+        ("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "7be5be79"),
+        (f"{_LPIPS_HEADS}/alex.pth", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0"),
+    ),
+    "vgg": (
+        ("https://download.pytorch.org/models/vgg16-397923af.pth", "397923af"),
+        (f"{_LPIPS_HEADS}/vgg.pth", "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868"),
+    ),
+}
+
+
+def lpips_path(net: str) -> Path:
+    """Where `fetch_lpips(net)` writes by default (and where `--metric lpips` looks)."""
+    return cache_dir() / f"lpips_{net}_v0.1.safetensors"
+
+
+def fetch_lpips(
+    net: str,
+    out_path: str | os.PathLike | None = None,
+    *,
+    backbone: tuple[str, str] | None = None,
+    heads: tuple[str, str] | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Download LPIPS-`net` (alex or vgg): the backbone's `features.*` and the v0.1 heads, each
+    checksummed, into one safetensors file (`net` and both sources in its header). `backbone` and
+    `heads` are (url, sha256) overrides. Nothing is left behind on failure."""
+    from safetensors.torch import save_file
+
+    from srgan.modelfiles.pth import read_state_dict
+    from srgan.quality.lpips import LPIPS
+
+    if net not in LPIPS_SOURCES:
+        raise SrganError(f"LPIPS network {net!r}: unknown; choose from {', '.join(LPIPS_SOURCES)}")
+    sources = (backbone or LPIPS_SOURCES[net][0], heads or LPIPS_SOURCES[net][1])
+    out = Path(out_path) if out_path is not None else lpips_path(net)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = []
+    try:
+        parts, digests = [], []
+        for (url, sha256), what in zip(sources, ("backbone", "heads")):
+            handle, name = tempfile.mkstemp(prefix=f".{out.name}.{what}.", suffix=".pth", dir=out.parent)
+            os.close(handle)
+            temporary.append(Path(name))
+            fetched = fetch(url, temporary[-1], sha256, progress=progress, desc=f"lpips {net} {what}")
+            parts.append(read_state_dict(temporary[-1], shown_as=url))
+            digests.append(fetched.sha256)
+        state_dict = {key: value for key, value in parts[0].items() if key.startswith("features.")}
+        # the reference package names its heads lin<k>.model.1.weight (a dropout sits at model.0)
+        state_dict.update({f"heads.{key[3]}.weight": value for key, value in parts[1].items() if key.startswith("lin")})
+        expected = LPIPS(net).state_dict()
+        kept = {key: state_dict[key].float().contiguous() for key in expected if key in state_dict}
+        missing = [key for key in expected if key not in kept or kept[key].shape != expected[key].shape]
+        if missing:
+            raise SrganError(f"{sources[0][0]}, {sources[1][0]}: do not hold LPIPS-{net} weights (missing or "
+                             f"misshapen: {', '.join(missing[:3])}); check the URLs")
+        metadata = {"format": "srgan-lpips", "net": net, "version": "0.1",
+                    "backbone": f"{sources[0][0]} sha256 {digests[0]}", "heads": f"{sources[1][0]} sha256 {digests[1]}",
+                    "license": "backbone: torchvision (BSD-3-Clause); heads: lpips (BSD-2-Clause)"}
+        with atomic_write(out) as temp_path:
+            save_file(kept, str(temp_path), metadata=metadata)
+    finally:
+        for path in temporary:
+            path.unlink(missing_ok=True)
+    return out

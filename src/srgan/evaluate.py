@@ -10,7 +10,9 @@ The protocol (the one behind the published tables, see docs/EVALUATION.md):
   channels; the output's channel mean is scored against the gray values, never through the Y formula
   (which would compress the range to 16..235 and inflate PSNR). An RGB file is scored as RGB even when
   its channels are equal (Set14's man.png), as the published tables do;
-- bicubic upscaling is always evaluated too, as the reference row.
+- bicubic upscaling is always evaluated too, as the reference row;
+- PSNR and SSIM are always computed; `metrics` chooses what the tables show and adds perceptual
+  metrics from `srgan.quality` (NIQE, VIF) under the same crop and channel rules.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,6 +33,7 @@ from torch import Tensor
 from srgan.errors import SrganError
 from srgan.fileutil import atomic_write, atomic_write_bytes
 from srgan.models import BICUBIC
+from srgan.quality.registry import DEFAULT_METRICS, METRICS, Scorer, parse_metrics
 
 # Side of the HR region shown in comparison figures (smaller images are shown whole).
 FIGURE_CROP = 128
@@ -43,15 +46,26 @@ class Protocol:
     scale: int
     y_channel: bool
     crop_border: int
+    metrics: tuple[str, ...] = DEFAULT_METRICS
 
     @property
     def channel(self) -> str:
         return "Y" if self.y_channel else "RGB"
 
+    @property
+    def lower_is_better(self) -> list[str]:
+        return [name for name in self.metrics if METRICS[name].lower_is_better]
+
     def describe(self) -> str:
         channel = "the Y channel (BT.601, as MATLAB's rgb2ycbcr)" if self.y_channel else "RGB"
+        extras = {
+            "niqe": "NIQE (no reference) on Y, 96x96 blocks, official pristine model",
+            "vif": f"VIFp (sewar) on {self.channel}",
+            "lpips": "LPIPS v0.1 on RGB",
+        }
+        extra_text = "".join(f"; {text}" for name, text in extras.items() if name in self.metrics)
         return (
-            f"x{self.scale}; PSNR (dB) / SSIM (11x11 Gaussian, sigma 1.5) on {channel}; "
+            f"x{self.scale}; PSNR (dB) / SSIM (11x11 Gaussian, sigma 1.5) on {channel}{extra_text}; "
             f"{self.crop_border} px cropped at each border; HR cropped to a multiple of {self.scale}; "
             "outputs rounded to 8 bits; 1-channel images scored on their gray values"
         )
@@ -93,6 +107,10 @@ class ImageScore:
     model: str
     psnr: float
     ssim: float
+    extra: dict[str, float] = field(default_factory=dict)  # the other metrics asked for, by name
+
+    def value(self, metric: str) -> float:
+        return getattr(self, metric) if metric in ("psnr", "ssim") else self.extra[metric]
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,10 @@ class MeanScore:
     images: int
     psnr: float
     ssim: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def value(self, metric: str) -> float:
+        return getattr(self, metric) if metric in ("psnr", "ssim") else self.extra[metric]
 
 
 @dataclass
@@ -127,6 +149,7 @@ class EvaluationReport:
                             len(rows),
                             sum(row.psnr for row in rows) / len(rows),
                             sum(row.ssim for row in rows) / len(rows),
+                            {name: sum(row.extra[name] for row in rows) / len(rows) for name in rows[0].extra},
                         )
                     )
         return means
@@ -139,7 +162,12 @@ class EvaluationReport:
 
     def to_dict(self) -> dict:
         return {
-            "protocol": {**asdict(self.protocol), "channel": self.protocol.channel, "description": self.protocol.describe()},
+            "protocol": {
+                **asdict(self.protocol),
+                "channel": self.protocol.channel,
+                "lower_is_better": self.protocol.lower_is_better,
+                "description": self.protocol.describe(),
+            },
             "datasets": [
                 {**asdict(dataset), "partial": dataset.partial, "lr_source": dataset.lr_source}
                 for dataset in self.datasets
@@ -163,13 +191,20 @@ def evaluate_models(
     figures_dir: str | os.PathLike | None = None,
     progress: bool | None = None,
     allow_missing: bool = False,
+    metrics: Sequence[str] | str = DEFAULT_METRICS,
+    niqe_params: str | os.PathLike | None = None,
+    lpips_weights: str | os.PathLike | None = None,
 ) -> EvaluationReport:
     """Evaluate `models` (names, model file paths or `LoadedModel`s) on HR folders `datasets`.
 
     Bicubic is added as the first model when not given. `lr_dirs`, one per dataset, supplies LR images
     instead of making them. `crop_border` defaults to `scale`. `device` and `tile` go to the tiled
     `Upscaler`. With `figures_dir`, one comparison figure per image is written to
-    `figures_dir/<dataset>/<image>.png`. `progress=None` shows progress bars only on a terminal.
+    `figures_dir/<dataset>/<image>.png`, and with NIQE or LPIPS among `metrics` the
+    perception-distortion plane `figures_dir/perception_distortion.png` (NIQE, else LPIPS, across).
+    `progress=None` shows progress bars only on a terminal. `metrics` (names of
+    `srgan.quality.registry.METRICS`) are shown in the tables; PSNR and SSIM are always computed.
+    `niqe_params` and `lpips_weights` default to the fetched files.
 
     An unreadable (truncated, corrupt) HR or LR file is an error naming it: a mean over part of a
     benchmark is not comparable with published tables. With `allow_missing` such files are left out and
@@ -198,7 +233,9 @@ def evaluate_models(
         if not Path(folder).is_dir():
             raise SrganError(f"{folder}: folder not found; check the path")
 
-    protocol = Protocol(int(scale), y_channel, crop_border)
+    protocol = Protocol(int(scale), y_channel, crop_border, parse_metrics(metrics))
+    extras = [name for name in protocol.metrics if name not in ("psnr", "ssim")]
+    scorer = Scorer(extras, niqe_params=niqe_params, lpips_weights=lpips_weights, device=device) if extras else None
     labels, loaded_models = _load_models(models, protocol.scale)
     upscalers = [Upscaler(model, device=device, tile=tile) for model in loaded_models]
     report = EvaluationReport(protocol, labels, [], [])
@@ -223,16 +260,17 @@ def evaluate_models(
             # The file's colour model decides, not its pixels: published tables score man.png (RGB
             # with equal channels) on Y but bridge.png (1 channel) on its gray values.
             image_scores = [
-                _score(output, hr, stored.is_gray, protocol, str(stored.pair.hr_path)) for output in outputs
+                _score(output, hr, stored.is_gray, protocol, str(stored.pair.hr_path), scorer) for output in outputs
             ]
-            report.scores += [
-                ImageScore(name, image_name, label, psnr_value, ssim_value)
-                for label, (psnr_value, ssim_value) in zip(labels, image_scores)
-            ]
+            report.scores += [ImageScore(name, image_name, label, *values) for label, values in zip(labels, image_scores)]
             if figures_dir is not None:
                 figure_path = Path(figures_dir) / name / f"{image_name}.png"
                 title = f"{name}/{image_name}, x{protocol.scale}, {protocol.channel}"
-                save_comparison_figure(figure_path, title, lr, hr, list(zip(labels, outputs, image_scores)), protocol.scale)
+                shown = [(psnr_value, ssim_value) for psnr_value, ssim_value, _ in image_scores]
+                save_comparison_figure(figure_path, title, lr, hr, list(zip(labels, outputs, shown)), protocol.scale)
+    perceptual = [name for name in ("niqe", "lpips") if name in protocol.metrics]
+    if figures_dir is not None and perceptual:
+        save_perception_distortion_figure(Path(figures_dir) / "perception_distortion.png", report, perceptual[0])
     return report
 
 
@@ -276,15 +314,23 @@ def _upscale_8bit(upscaler, lr: Tensor) -> Tensor:
     return to_float(to_uint8(upscaler.upscale_tensor(lr[None])[0]))
 
 
-def _score(output: Tensor, hr: Tensor, gray: bool, protocol: Protocol, image: str) -> tuple[float, float]:
+def _score(
+    output: Tensor, hr: Tensor, gray: bool, protocol: Protocol, image: str, scorer: Scorer | None
+) -> tuple[float, float, dict[str, float]]:
+    """(psnr, ssim, {other metric: value}) of one output against its HR image."""
     from srgan.metrics import psnr, ssim
 
     if gray:
         output, hr = output.mean(dim=0, keepdim=True), hr[:1]
     options = {"crop_border": protocol.crop_border, "y_channel": protocol.y_channel}
     try:
-        return psnr(output[None], hr[None], **options).item(), ssim(output[None], hr[None], **options).item()
-    except ValueError as error:  # the image is too small for the crop or the SSIM window
+        extra = scorer.score(output[None], hr[None], **options) if scorer is not None else {}
+        return (
+            psnr(output[None], hr[None], **options).item(),
+            ssim(output[None], hr[None], **options).item(),
+            {name: value.item() for name, value in extra.items()},
+        )
+    except ValueError as error:  # the image is too small for the crop, the SSIM window or NIQE's blocks
         raise SrganError(f"{image}: cannot be scored ({error}); remove it or lower --crop-border") from None
 
 
@@ -334,7 +380,45 @@ def save_comparison_figure(
         figure.savefig(temp_path, format="png", dpi=100)
 
 
+def save_perception_distortion_figure(path: str | os.PathLike, report: EvaluationReport, perceptual: str) -> None:
+    """The perception-distortion plane (Blau and Michaeli, CVPR 2018): one point per model and dataset,
+    the perceptual metric (`niqe` or another lower-is-better one) across, PSNR up; the best corner is
+    top left."""
+    from matplotlib.figure import Figure
+
+    metric = METRICS[perceptual]
+    figure = Figure(figsize=(6.4, 4.8), layout="constrained")
+    axes = figure.subplots()
+    markers = "osD^v<>ph*"
+    for index, dataset in enumerate(report.datasets):
+        means = [report.mean_of(dataset.name, model) for model in report.models]
+        axes.scatter([m.value(perceptual) for m in means], [m.psnr for m in means], marker=markers[index % len(markers)],
+                     label=dataset.name)
+        for mean in means:
+            axes.annotate(mean.model, (mean.value(perceptual), mean.psnr), fontsize=7, xytext=(4, 3),
+                          textcoords="offset points")
+    axes.set_xlabel(f"{metric.title} ({metric.direction})")
+    axes.set_ylabel("PSNR (dB), higher is better")
+    axes.set_title(f"Perception-distortion plane, x{report.protocol.scale} ({report.protocol.channel})", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    with atomic_write(path) as temp_path:
+        figure.savefig(temp_path, format="png", dpi=120)
+
+
 # ---- tables and files ------------------------------------------------------------------------------
+
+
+def _cell(report: EvaluationReport, score: ImageScore | MeanScore) -> str:
+    """The shown metrics of one score, "27.12 / 0.7800 / 5.4321"."""
+    return " / ".join(METRICS[name].format(score.value(name)) for name in report.protocol.metrics)
+
+
+def _metrics_caption(report: EvaluationReport) -> str:
+    """"PSNR (dB) / SSIM / NIQE (lower is better)": every shown metric, directions said where lower wins."""
+    titles = [METRICS[name].title for name in report.protocol.metrics]
+    lower = [METRICS[name].title for name in report.protocol.lower_is_better]
+    return " / ".join(titles) + (f"; lower is better for {', '.join(lower)}, higher for the rest" if lower else "")
 
 
 def _summary_rows(report: EvaluationReport) -> tuple[list[str], list[list[str]]]:
@@ -344,8 +428,7 @@ def _summary_rows(report: EvaluationReport) -> tuple[list[str], list[list[str]]]
     for model in report.models:
         cells = [model]
         for dataset in report.datasets:
-            mean = report.mean_of(dataset.name, model)
-            cells.append(f"{mean.psnr:.2f} / {mean.ssim:.4f}")
+            cells.append(_cell(report, report.mean_of(dataset.name, model)))
         rows.append(cells)
     return header, rows
 
@@ -357,16 +440,13 @@ def _per_image_rows(report: EvaluationReport, dataset: str) -> tuple[list[str], 
     for score in report.scores:
         if score.dataset == dataset:
             by_image.setdefault(score.image, {})[score.model] = score
-    rows = [
-        [image] + [f"{scores[model].psnr:.2f} / {scores[model].ssim:.4f}" for model in report.models]
-        for image, scores in by_image.items()
-    ]
+    rows = [[image] + [_cell(report, scores[model]) for model in report.models] for image, scores in by_image.items()]
     return header, rows
 
 
 def _tables(report: EvaluationReport, per_image: bool) -> list[tuple[str, list[str], list[list[str]]]]:
     """(caption, header, rows) of every table to show."""
-    tables = [("Mean PSNR (dB) / SSIM", *_summary_rows(report))]
+    tables = [(f"Mean {_metrics_caption(report)}", *_summary_rows(report))]
     if per_image:
         tables += [(f"{dataset.name}, per image", *_per_image_rows(report, dataset.name)) for dataset in report.datasets]
     return tables
@@ -411,19 +491,30 @@ CSV_COLUMNS = ("dataset", "model", "image", "images", "psnr", "ssim", "scale", "
 
 
 def format_csv(report: EvaluationReport, *, per_image: bool = False) -> str:
-    """One row per (dataset, model) mean (`image` empty), then per image when asked; protocol in every row."""
+    """One row per (dataset, model) mean (`image` empty), then per image when asked; protocol in every row.
+
+    Metrics beyond PSNR and SSIM get a column each, after `lr`; then `missing`, the number of the
+    dataset's files left out as unreadable (`--allow-missing`: a mean with missing > 0 is over part of
+    the benchmark); the last column, `lower_is_better`, names the metrics (separated by ";") for which a
+    lower value is better.
+    """
     protocol = report.protocol
+    extras = [name for name in protocol.metrics if name not in ("psnr", "ssim")]
+    lower = ";".join(protocol.lower_is_better)
     lr_source = {dataset.name: dataset.lr_source for dataset in report.datasets}
-    rows = [(mean.dataset, mean.model, "", mean.images, mean.psnr, mean.ssim) for mean in report.means()]
+    missing = {dataset.name: len(dataset.missing) for dataset in report.datasets}
+    rows = [(mean, "") for mean in report.means()]
     if per_image:
-        rows += [(s.dataset, s.model, s.image, 1, s.psnr, s.ssim) for s in report.scores]
+        rows += [(score, score.image) for score in report.scores]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for dataset, model, image, count, psnr_value, ssim_value in rows:
+    writer.writerow([*CSV_COLUMNS, *extras, "missing", "lower_is_better"])
+    for score, image in rows:
+        count = score.images if isinstance(score, MeanScore) else 1
         writer.writerow(
-            [dataset, model, image, count, f"{psnr_value:.4f}", f"{ssim_value:.6f}", protocol.scale,
-             protocol.channel, protocol.crop_border, lr_source[dataset]]
+            [score.dataset, score.model, image, count, f"{score.psnr:.4f}", f"{score.ssim:.6f}", protocol.scale,
+             protocol.channel, protocol.crop_border, lr_source[score.dataset],
+             *(f"{score.extra[name]:.6f}" for name in extras), missing[score.dataset], lower]
         )
     return buffer.getvalue()
 

@@ -19,7 +19,7 @@ from srgan import __version__
 from srgan.errors import SrganError
 
 # Modules under srgan.cli, in the order their commands appear in --help.
-COMMAND_MODULES = ("demo", "upscale", "models", "eval", "train", "serve")
+COMMAND_MODULES = ("demo", "upscale", "models", "eval", "metrics", "train", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""`srgan eval`: PSNR / SSIM of models on benchmark folders under the standard protocol."""
+"""`srgan eval`: PSNR / SSIM (and NIQE, VIF) of models on benchmark folders under the standard protocol."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="PSNR/SSIM of models on benchmark image folders",
+        help="PSNR/SSIM (and NIQE, VIF, LPIPS) of models on benchmark image folders",
         description="Evaluate each model on each folder of HR images. The LR input is MATLAB bicubic of the "
         "HR cropped to a multiple of the scale (or read with --lr-dir); outputs are rounded to 8 bits and "
         "scored on the Y channel with SCALE pixels cropped at each border, as in published tables. "
@@ -25,12 +25,22 @@ def register(subparsers) -> None:
                         help="folder of LR inputs for the matching --data (names NAME or NAMEx<scale>, "
                         "X<scale>/ subfolder understood); give one per --data, in order")
     parser.add_argument("--rgb", action="store_true", help="score RGB instead of the Y channel")
+    parser.add_argument("--metric", default="psnr,ssim", metavar="LIST",
+                        help="metrics to show, comma-separated, from psnr, ssim, niqe (no reference, lower is "
+                        "better; `srgan models fetch-niqe`), vif (pip install \"srgan[vif]\"), lpips (lower is better; "
+                        "`srgan models fetch-lpips`) "
+                        "(default: %(default)s)")
+    parser.add_argument("--niqe-params", metavar="FILE",
+                        help="NIQE's niqe_pris_params.npz (default: the one `srgan models fetch-niqe` downloaded)")
     parser.add_argument("--crop-border", type=int, metavar="N", help="pixels cropped at each border (default: scale)")
     parser.add_argument("--per-image", action="store_true", help="also show and write per-image scores")
     parser.add_argument("--json", metavar="FILE", help="write protocol, means and per-image scores as JSON")
     parser.add_argument("--csv", metavar="FILE", help="write the scores as CSV")
     parser.add_argument("--markdown", metavar="FILE", help="write the tables as Markdown")
-    parser.add_argument("--figures", metavar="DIR", help="write a comparison figure per image to DIR/<dataset>/")
+    parser.add_argument("--lpips-weights", metavar="FILE",
+                        help="LPIPS weights from `srgan models fetch-lpips` (default: the fetched AlexNet one)")
+    parser.add_argument("--figures", metavar="DIR", help="write a comparison figure per image to DIR/<dataset>/ and, "
+                        "with niqe or lpips among the metrics, the perception-distortion plane to DIR/perception_distortion.png")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default: %(default)s)")
     parser.add_argument("--tile", type=int, help="tile side in input pixels for large images (default: automatic)")
     parser.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
@@ -55,6 +65,9 @@ def eval_command(args: argparse.Namespace) -> int:
         figures_dir=args.figures,
         progress=True if args.progress else None,
         allow_missing=args.allow_missing,
+        metrics=args.metric,
+        niqe_params=args.niqe_params,
+        lpips_weights=args.lpips_weights,
     )
     for dataset in report.datasets:
         if dataset.partial:

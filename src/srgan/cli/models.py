@@ -1,4 +1,4 @@
-"""`srgan models`: list architectures and named weights; `srgan models fetch-vgg19`: optional download."""
+"""`srgan models`: list architectures and named weights; `srgan models fetch-*`: optional downloads."""
 
 from __future__ import annotations
 
@@ -17,17 +17,49 @@ def register(subparsers) -> None:
     )
     parser.set_defaults(handler=list_models_command)
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
-    fetch = actions.add_parser(
+    _add_fetch(
+        actions,
         "fetch-vgg19",
         help="download torchvision's VGG19 ImageNet weights (checksummed) for the perceptual loss",
         description="Download torchvision's vgg19-dcbb9e9d.pth, verify its sha256 against the "
         "'dcbb9e9d' prefix torchvision names its files by, and keep the `features.*` weights as "
         "safetensors (torchvision preprocessing: RGB in [0, 1], ImageNet mean/std).",
+        source="download.pytorch.org",
+        suffix=".safetensors",
+        handler=fetch_vgg19_command,
     )
-    fetch.add_argument("--url", help="where to download from (default: download.pytorch.org)")
+    _add_fetch(
+        actions,
+        "fetch-niqe",
+        help="download NIQE's pristine-image model (checksummed) for `srgan metrics niqe` and `--metric niqe`",
+        description="Download niqe_pris_params.npz (BasicSR's conversion of the official NIQE "
+        "modelparameters.mat) from the BasicSR repository and verify its sha256.",
+        source="raw.githubusercontent.com, BasicSR",
+        suffix=".npz",
+        handler=fetch_niqe_command,
+    )
+    lpips = actions.add_parser(
+        "fetch-lpips",
+        help="download LPIPS weights (AlexNet or VGG16 backbone + v0.1 heads, checksummed) for `--metric lpips`",
+        description="Download torchvision's AlexNet or VGG16 ImageNet weights and the v0.1 linear heads of the "
+        "reference lpips package, verify both sha256s, and keep what LPIPS uses as one safetensors file.",
+    )
+    lpips.add_argument("--net", choices=("alex", "vgg"), default="alex", help="backbone (default: %(default)s)")
+    lpips.add_argument("--backbone-url", help="where to download the backbone from (with --backbone-sha256)")
+    lpips.add_argument("--backbone-sha256", help="expected sha256 (or prefix) of --backbone-url")
+    lpips.add_argument("--heads-url", help="where to download the v0.1 heads from (with --heads-sha256)")
+    lpips.add_argument("--heads-sha256", help="expected sha256 (or prefix) of --heads-url")
+    lpips.add_argument("--out", help="output .safetensors path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
+    lpips.set_defaults(handler=fetch_lpips_command)
+
+
+def _add_fetch(actions, name: str, *, help: str, description: str, source: str, suffix: str, handler) -> None:
+    """A `fetch-*` action of one checksummed file: --url, --sha256, --out."""
+    fetch = actions.add_parser(name, help=help, description=description)
+    fetch.add_argument("--url", help=f"where to download from (default: {source})")
     fetch.add_argument("--sha256", help="expected sha256 (full or a prefix) when --url points to another file")
-    fetch.add_argument("--out", help="output .safetensors path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
-    fetch.set_defaults(handler=fetch_vgg19_command)
+    fetch.add_argument("--out", help=f"output {suffix} path (default: in $SRGAN_CACHE_DIR or ~/.cache/srgan)")
+    fetch.set_defaults(handler=handler)
 
 
 def list_models_command(args: argparse.Namespace) -> int:
@@ -59,4 +91,25 @@ def fetch_vgg19_command(args: argparse.Namespace) -> int:
 
     written = fetch_vgg19(args.out, url=args.url or VGG19_URL, expected_sha256=args.sha256 or VGG19_SHA256_PREFIX)
     print(f"wrote {written} (torchvision preprocessing: RGB in [0, 1], ImageNet mean/std)")
+    return 0
+
+
+def fetch_niqe_command(args: argparse.Namespace) -> int:
+    from srgan.downloads import NIQE_PARAMS_SHA256, NIQE_PARAMS_URL, fetch_niqe_params
+
+    written = fetch_niqe_params(
+        args.out, url=args.url or NIQE_PARAMS_URL, expected_sha256=args.sha256 or NIQE_PARAMS_SHA256
+    )
+    print(f"wrote {written} (NIQE pristine-image model)")
+    return 0
+
+
+def fetch_lpips_command(args: argparse.Namespace) -> int:
+    from srgan.downloads import LPIPS_SOURCES, fetch_lpips
+
+    default_backbone, default_heads = LPIPS_SOURCES[args.net]
+    backbone = (args.backbone_url or default_backbone[0], args.backbone_sha256 or default_backbone[1])
+    heads = (args.heads_url or default_heads[0], args.heads_sha256 or default_heads[1])
+    written = fetch_lpips(args.net, args.out, backbone=backbone, heads=heads)
+    print(f"wrote {written} (LPIPS-{args.net}, v0.1 heads)")
     return 0

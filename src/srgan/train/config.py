@@ -60,6 +60,9 @@ class DataConfig:
     subimage_step: int = 240
     jpeg_predownscale: float = 2.0
     val_max_images: int | None = None
+    # Perceptual metrics validation also logs and plots, beside PSNR/SSIM: any of "niqe", "vif",
+    # "lpips" (srgan.quality; NIQE and LPIPS read the files `srgan models fetch-niqe/-lpips` wrote).
+    val_metrics: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -479,6 +482,13 @@ def check_resources(config: TrainConfig) -> None:
     for key, folder in (("data.val_dir", data.val_dir), ("data.val_lr_dir", data.val_lr_dir)):
         if folder is not None:
             _check_folder(key, Path(folder))
+    if data.val_metrics:
+        from srgan.quality.registry import Scorer
+
+        try:  # unknown names and missing NIQE/LPIPS files, before hours of training
+            Scorer(data.val_metrics)
+        except SrganError as error:
+            raise SrganError(f"config key 'data.val_metrics': {error}") from None
     if config.generator.init and not Path(config.generator.init).is_file():
         raise SrganError(
             f"config key 'generator.init': {config.generator.init} not found; train and export that model first "

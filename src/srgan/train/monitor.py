@@ -24,6 +24,7 @@ import torch
 
 from srgan.errors import SrganError
 from srgan.fileutil import atomic_write
+from srgan.quality.registry import METRICS
 
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
@@ -220,7 +221,8 @@ def plot_metrics(run_dir: str | Path) -> list[Path]:
     loss_keys = sorted({key for record in train for key in record if key.startswith("l_")})
     panels = {
         "losses.png": [(key, key, train) for key in loss_keys],
-        "validation.png": [(key, f"validation {key.upper()} (Y, crop = scale)", val) for key in ("psnr", "ssim")],
+        "validation.png": [(key, f"validation {key.upper()} (crop = scale; {METRICS[key].direction})", val)
+                           for key in METRICS],
         "discriminator.png": [(key, title, train) for key, title in _SCORE_KEYS.items()],
     }
     written = []

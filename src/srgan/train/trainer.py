@@ -93,6 +93,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_grad_scaler)
         self.iteration = 0
         self.best_psnr = -math.inf
+        self._val_scorer = None  # srgan.quality Scorer for data.val_metrics, made at the first validation
         self.averager = LossAverager()
         # losses of the steps since the last read-back, kept on the device so that no step waits for it
         self.pending_logs: list[dict[str, Tensor]] = []
@@ -337,6 +338,11 @@ class Trainer:
         """PSNR/SSIM (Y channel, crop = scale) over the validation images; saves a sample grid."""
         from srgan.metrics import psnr, ssim
 
+        if self._val_scorer is None and self.config.data.val_metrics:
+            from srgan.quality.registry import Scorer
+
+            self._val_scorer = Scorer(self.config.data.val_metrics, device=str(self.device))
+        extra: dict[str, list[float]] = {}
         scale = self.config.scale
         limit = self.config.data.val_max_images or len(val_set)
         network = module.inference_generator
@@ -348,13 +354,17 @@ class Trainer:
             sr = network(lr.unsqueeze(0).to(self.device)).float().clamp(0, 1).cpu()
             psnrs.append(psnr(sr, hr.unsqueeze(0), crop_border=scale).item())
             ssims.append(ssim(sr, hr.unsqueeze(0), crop_border=scale).item())
+            if self._val_scorer is not None:
+                for name, value in self._val_scorer.score(sr, hr.unsqueeze(0), crop_border=scale).items():
+                    extra.setdefault(name, []).append(value.item())
             if index < self.config.log.sample_images:
                 samples.append((lr, sr[0], hr))
         network.train(was_training)
         if samples:
             grid_path = self.run_dir / SAMPLES_DIR / f"iter_{self.iteration:08d}.png"
             save_sample_grid(grid_path, samples, scale=scale, crop=self.config.log.sample_crop)
-        return {"psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims)}
+        means = {name: sum(values) / len(values) for name, values in extra.items()}
+        return {"psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims), **means}
 
     # --- the loop ----------------------------------------------------------------------------------
 
