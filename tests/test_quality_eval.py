@@ -80,7 +80,7 @@ def test_table_shows_only_the_chosen_metrics(photos):
     report = evaluate_models([], [photos], 2, metrics=["ssim"])
     table = format_table(report)
     assert "Mean SSIM." in table and "/" not in table.splitlines()[-1]
-    assert format_csv(report).splitlines()[0].endswith("lr,lower_is_better")
+    assert format_csv(report).splitlines()[0].endswith("lr,missing,lower_is_better")
     assert "lower is better" not in format_markdown(report).splitlines()[0]
 
 
