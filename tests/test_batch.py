@@ -67,3 +67,9 @@ def test_progress_log_lines_give_done_rate_and_eta():
     # 1 MP in 10 s; three more images assumed as large: 30 s left
     assert stream.getvalue().splitlines() == ["srgan: 0/4 images, a.png 100%, 0.1 MP/s, ETA 0:00:30"]
     assert progress.status_line() == "srgan: 1/4 images, 0.1 MP/s, ETA 0:00:30"
+    for name in "bcd":
+        progress.start_image(name, 1_000_000)
+        now[0] += 10.0
+        progress.end_image()
+    progress.close()  # a job under nohup ends with the final count, not the last periodic line
+    assert stream.getvalue().splitlines()[-1] == "srgan: 4/4 images, 0.1 MP/s"

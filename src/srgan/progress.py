@@ -92,8 +92,11 @@ class BatchProgress:
             print(line, file=self.stream, flush=True)
 
     def close(self) -> None:
+        """End the bar; in log mode, one last line with the final count and rate."""
         if self._bar is not None:
             self._bar.close()
+        elif self.mode == "log" and self.total_images:
+            print(self.status_line(), file=self.stream, flush=True)
 
     def status_line(self) -> str:
         """`srgan: 3/10 images, 0.5 MP/s, ETA 0:00:12` (rate and ETA once some work is done)."""
@@ -110,7 +113,8 @@ class BatchProgress:
             # pixels of the images not yet read: assume they are like the average of those seen
             average = self.pixels_seen / started if started else 0
             remaining = self.pixels_seen - done_pixels + average * (self.total_images - started)
-            line += f", ETA {_clock_text(remaining / rate)}"
+            if self.images_done < self.total_images:
+                line += f", ETA {_clock_text(remaining / rate)}"
         return line
 
     def _maybe_log(self) -> None:

@@ -50,8 +50,9 @@ def take_videos(args: argparse.Namespace, suffix: str) -> list[tuple[Path, Path]
     return jobs
 
 
-def run_videos(jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace, report) -> tuple[int, int, int]:
-    """Upscale each video job; returns (written, skipped, failed). A failed video is reported, not fatal."""
+def run_videos(jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace, result, say) -> None:
+    """Upscale each video job into `result` (a `srgan.batch.BatchResult`): written to `result.videos`, an
+    existing output kept to `skipped`, a failure (reported through `say`, not fatal) to `failed`."""
     from tqdm import tqdm
 
     from srgan.errors import SrganError
@@ -61,11 +62,14 @@ def run_videos(jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace
         codec=args.codec, crf=args.crf, pixel_format=args.pix_fmt, outscale=args.outscale, fps=args.fps
     )
     show_progress = args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
-    written = skipped = failed = 0
     for source, target in jobs:
         if target.exists() and not args.overwrite:
-            print(f"srgan: note: skipping {source}: {target} exists (use --overwrite)", file=sys.stderr)
-            skipped += 1
+            message = f"{source}: {target} exists; pass --overwrite to replace it"
+            if args.skip_existing:
+                result.skipped.append(target)
+            else:
+                result.failed.append(message)
+                say(f"srgan: error: {message}")
             continue
         with tqdm(desc=source.name, unit="frame", disable=not show_progress, file=sys.stderr) as bar:
 
@@ -75,12 +79,10 @@ def run_videos(jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace
                 bar.set_postfix_str(f"{step.fps:.1f} fps", refresh=True)
 
             try:
-                result = upscale_video(upscaler, source, target, options=options, progress=on_frames)
+                video = upscale_video(upscaler, source, target, options=options, progress=on_frames)
             except SrganError as error:
-                report(str(error))
-                failed += 1
+                result.failed.append(str(error))
+                say(f"srgan: error: {error}")
                 continue
-        print(f"{source} -> {target}: {result.frames} frames, {result.width}x{result.height}", file=sys.stderr)
-        written += 1
-    return written, skipped, failed
-
+        say(f"{source} -> {target}: {video.frames} frames, {video.width}x{video.height}")
+        result.videos.append(target)
