@@ -16,8 +16,8 @@ Three steps, each callable on its own:
    counted, never the end of the batch. Returns a `BatchResult`; `BatchResult.ok` is False whenever
    something asked for was not written.
 
-`upscale_files(...)` does all three with a model name. Under `torchrun`, each process takes its share
-of the files (`Processes`).
+`upscale_files(...)` does all three with a model name, in this process. `Processes` is how `srgan
+upscale` under `torchrun` shares the files out over the processes.
 """
 
 from __future__ import annotations
