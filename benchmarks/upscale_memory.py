@@ -1,13 +1,17 @@
-"""Peak memory of `srgan upscale` per output pixel: the cost of the band-by-band assembly, measured.
+"""Peak memory (RSS) and wall time of `srgan upscale` on one large photo, each case in a fresh process.
 
-For each input side, writes a smooth synthetic PNG, then upscales it with `srgan upscale` in a fresh
-subprocess and reads that process's peak RSS (`ru_maxrss`). The marginal cost (the slope of peak
-RSS against output pixels between the smallest and the largest image) is the memory the result
-itself takes per output pixel; the rest is the interpreter, torch and the tile-sized bands. Prints
-a Markdown table; `--json OUT` keeps every number.
+The photo is the shipped sample (`coffee.png`) resized to `--size` (default 3000x2000, a typical camera
+photo) and saved as `--format` (default jpg); each case runs `python -m srgan upscale PHOTO -o OUT
+--progress log ...` as its own process, so its peak resident set (the kernel's `ru_maxrss` of that
+process, from `wait4`) includes everything: Python, torch, the model, the tiles in flight, the decoded
+input, the assembled result and the encoder. The machine and its load are recorded with the figures.
 
-    python benchmarks/upscale_memory.py                        # bicubic x4, inputs 250..1500 px square
-    python benchmarks/upscale_memory.py --model compact-psnr-x4 --sides 128 256 512
+    python benchmarks/upscale_memory.py                                    # default model, x4plus --tile 256
+    python benchmarks/upscale_memory.py --cases default default-torch --format png
+    python benchmarks/upscale_memory.py --cases x4plus-tile256-torch --size 640x480 --timeout 1800
+
+`--timeout S` stops a case after S seconds; its row then says so and gives the peak reached until then
+(a lower bound, not the run's peak). `--limit-mb` (default 1536, i.e. 1.5 GiB) marks each row within or over.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import argparse
 import datetime
 import json
 import os
-import resource
+import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,76 +30,119 @@ from pathlib import Path
 
 from machine import cpu_name  # benchmarks/machine.py, beside this script
 
-from srgan.fileutil import atomic_write
+SAMPLE = Path(__file__).resolve().parents[1] / "src" / "srgan" / "assets" / "samples" / "coffee.png"
+X4PLUS_TILE_256 = ["--model", "realesrgan-x4plus", "--tile", "256"]
+# case name -> extra `srgan upscale` arguments
+CASES = {
+    "default": [],
+    "default-torch": ["--runtime", "torch"],
+    "x4plus-tile256": X4PLUS_TILE_256,
+    "x4plus-tile256-torch": [*X4PLUS_TILE_256, "--runtime", "torch"],
+    "bicubic": ["--model", "bicubic"],
+}
+DEFAULT_CASES = ("default", "x4plus-tile256")
 
 
-def make_image(path: Path, side: int) -> None:
-    """A smooth RGB gradient (compresses well, so PNG encoding stays cheap beside the upscale)."""
-    import numpy as np
+def make_photo(size: tuple[int, int], image_format: str, folder: Path) -> Path:
     from PIL import Image
 
-    ramp = np.linspace(0, 255, side, dtype=np.float32)
-    pixels = np.stack([ramp[None, :] + 0 * ramp[:, None], ramp[:, None] + 0 * ramp[None, :],
-                       (ramp[None, :] + ramp[:, None]) / 2], axis=-1)
-    Image.fromarray(pixels.astype(np.uint8)).save(path)
+    path = folder / f"photo.{image_format}"
+    with Image.open(SAMPLE) as sample:
+        sample.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(path, quality=92)
+    return path
 
 
-def run_one(arguments: list[str]) -> None:
-    """Child process: one `srgan upscale`, then its wall time and peak RSS as JSON on stdout."""
-    from srgan.cli import main
+def run_case(name: str, photo: Path, folder: Path, timeout: float | None) -> dict:
+    """Run one case in a new process; its peak RSS (MiB), wall time and outcome."""
+    output = folder / f"out-{name}{photo.suffix}"
+    command = [sys.executable, "-m", "srgan", "upscale", str(photo), "-o", str(output), "--progress", "log"]
+    command += CASES[name]
+    log_path = folder / f"{name}.log"
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    timed_out = False
+    deadline = None if timeout is None else start + timeout
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if deadline is not None and time.perf_counter() > deadline:
+            process.send_signal(signal.SIGKILL)
+            timed_out = True
+            _, status, usage = os.wait4(process.pid, 0)
+            break
+        time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    lines = log_path.read_text(errors="replace").splitlines()
+    return {
+        "case": name,
+        "arguments": " ".join(CASES[name]),
+        "peak_rss_mib": usage.ru_maxrss / 1024,  # Linux reports KiB
+        "seconds": seconds,
+        "exit_status": process.returncode,
+        "timed_out": timed_out,
+        "last_lines": lines[-3:],
+        "load_average": [load_before, os.getloadavg()[0]],
+    }
 
-    started = time.perf_counter()
-    code = main(arguments)
-    seconds = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"code": code, "seconds": seconds, "peak_bytes": peak_kib * 1024}))
 
-
-def measure(model: str, scale: int, side: int, folder: Path) -> dict:
-    source, target = folder / f"in_{side}.png", folder / f"out_{side}.png"
-    make_image(source, side)
-    arguments = ["upscale", str(source), "-o", str(target), "--model", model, "--scale", str(scale), "--overwrite"]
-    child = subprocess.run([sys.executable, __file__, "--child", json.dumps(arguments)],
-                           capture_output=True, text=True, check=True)
-    numbers = json.loads(child.stdout.strip().splitlines()[-1])
-    if numbers["code"] != 0:
-        raise SystemExit(f"srgan upscale failed on {side}x{side}:\n{child.stderr}")
-    target.unlink()
-    return {"side": side, "output_pixels": (side * scale) ** 2, **numbers}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="bicubic")
-    parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--sides", type=int, nargs="+", default=[250, 500, 1000, 1500])
-    parser.add_argument("--json", type=Path, help="write every number here")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        run_one(json.loads(args.child))
-        return
-
-    with tempfile.TemporaryDirectory() as folder:
-        rows = [measure(args.model, args.scale, side, Path(folder)) for side in sorted(args.sides)]
-    first, last = rows[0], rows[-1]
-    slope = (last["peak_bytes"] - first["peak_bytes"]) / (last["output_pixels"] - first["output_pixels"])
-    load = os.getloadavg()[0]
-    print(f"{args.model} x{args.scale}, {cpu_name()}, {os.cpu_count()} logical CPUs, "
-          f"{datetime.date.today()}, load average (1 min) at the end: {load:.1f}\n")
-    print("| input | output | output MP | seconds | peak RSS (MB) | peak RSS per output pixel (B) |")
-    print("|---|---|---|---|---|---|")
+def markdown_table(rows: list[dict], limit_mib: float) -> str:
+    lines = ["| case | `srgan upscale` arguments | peak RSS (MiB) | time (s) | outcome |", "|---|---|---:|---:|---|"]
     for row in rows:
-        out_side = row["side"] * args.scale
-        print(f"| {row['side']}x{row['side']} | {out_side}x{out_side} | {row['output_pixels'] / 1e6:.1f} | "
-              f"{row['seconds']:.1f} | {row['peak_bytes'] / 1e6:.0f} | {row['peak_bytes'] / row['output_pixels']:.1f} |")
-    print(f"\nmarginal peak RSS per output pixel ({first['side']} -> {last['side']} px inputs): {slope:.2f} bytes")
-    if args.json:
-        record = {"model": args.model, "scale": args.scale, "cpu": cpu_name(), "load_1min": load,
-                  "rows": rows, "marginal_bytes_per_output_pixel": slope}
-        with atomic_write(args.json) as temp_path:
-            Path(temp_path).write_text(json.dumps(record, indent=2) + "\n")
+        if row["timed_out"]:
+            outcome = f"stopped after {row['seconds']:.0f} s (peak so far)"
+        elif row["exit_status"]:
+            outcome = f"exit {row['exit_status']}: {row['last_lines'][-1] if row['last_lines'] else ''}"
+        else:
+            outcome = "within" if row["peak_rss_mib"] <= limit_mib else "OVER"
+            outcome += f" {limit_mib:.0f} MiB"
+        lines.append(
+            f"| {row['case']} | `{row['arguments'] or '(defaults)'}` | {row['peak_rss_mib']:.0f} | "
+            f"{row['seconds']:.1f} | {outcome} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(DEFAULT_CASES))
+    parser.add_argument("--size", default="3000x2000", help="WIDTHxHEIGHT of the photo (default: %(default)s)")
+    parser.add_argument("--format", default="jpg", choices=("jpg", "png"), help="photo and output format")
+    parser.add_argument("--timeout", type=float, help="seconds after which a case is stopped")
+    parser.add_argument("--limit-mb", type=float, default=1536.0, help="peak RSS budget in MiB (default: 1536)")
+    parser.add_argument("--json", type=Path, help="also write the rows and the machine to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    options = parse_args(argv)
+    width, height = (int(side) for side in options.size.lower().split("x"))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="srgan-memory-") as work:
+        folder = Path(work)
+        photo = make_photo((width, height), options.format, folder)
+        for name in options.cases:
+            row = run_case(name, photo, folder, options.timeout)
+            rows.append(row)
+            print(f"{name}: {row['peak_rss_mib']:.0f} MiB, {row['seconds']:.1f} s, exit {row['exit_status']}", flush=True)
+    print(f"\n{width}x{height} {options.format} photo -> x4 {options.format}, one fresh process per case")
+    print(markdown_table(rows, options.limit_mb))
+    loads = [load for row in rows for load in row["load_average"]]
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} CPUs; 1-minute load average {min(loads):.1f}-{max(loads):.1f}")
+    if options.json:
+        report = {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "python": platform.python_version()},
+            "photo": {"width": width, "height": height, "format": options.format},
+            "limit_mib": options.limit_mb,
+            "rows": rows,
+        }
+        options.json.write_text(json.dumps(report, indent=1))
+    return 0 if all(row["exit_status"] == 0 and row["peak_rss_mib"] <= options.limit_mb for row in rows) else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -411,3 +411,22 @@ def test_srgan_discriminator_without_norm_for_wgan_gp():
     assert all(m.bias is not None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     with pytest.raises(SrganError, match="unknown norm 'layer'"):
         SRGANDiscriminator(norm="layer")
+
+
+@pytest.mark.parametrize("scale", [4, 2])
+def test_rrdbnet_inference_upsamples_in_strips_equal_to_the_whole_tail(monkeypatch, scale):
+    from srgan.archs import rrdbnet
+
+    monkeypatch.setattr(rrdbnet, "INFERENCE_STRIP_ROWS", 8)  # 37 rows: strips of 8 (+ halo) and a last one of 5
+    torch.manual_seed(0)
+    network = rrdbnet.RRDBNet(num_features=8, num_blocks=1, growth_channels=4, scale=scale).eval()
+    x = torch.rand(1, 3, 37 * 4 // scale, 9)
+    with torch.enable_grad():
+        whole = network(x).detach()  # training-style forward: the tail on the whole feature map
+    with torch.no_grad():
+        strips = network(x)
+    assert strips.shape == whole.shape == (1, 3, 37 * 4, 9 * scale)
+    torch.testing.assert_close(strips, whole, rtol=0, atol=1e-6)
+    monkeypatch.setattr(rrdbnet, "_STRIP_HALO_ROWS", 1)  # too little context: the seams show
+    with torch.no_grad():
+        assert (network(x) - whole).abs().max() > 1e-4

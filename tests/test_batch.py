@@ -5,7 +5,8 @@ from PIL import Image
 
 from srgan.batch import Naming, expand_inputs, plan_outputs, shard, upscale_files
 from srgan.models import load_model
-from srgan.progress import BatchProgress
+from srgan.progress import BatchProgress, FrameProgress
+from srgan.video import VideoProgress
 
 RNG = np.random.default_rng(0)
 
@@ -67,3 +68,28 @@ def test_progress_log_lines_give_done_rate_and_eta():
     # 1 MP in 10 s; three more images assumed as large: 30 s left
     assert stream.getvalue().splitlines() == ["srgan: 0/4 images, a.png 100%, 0.1 MP/s, ETA 0:00:30"]
     assert progress.status_line() == "srgan: 1/4 images, 0.1 MP/s, ETA 0:00:30"
+    for name in "bcd":
+        progress.start_image(name, 1_000_000)
+        now[0] += 10.0
+        progress.end_image()
+    progress.close()  # a job under nohup ends with the final count, not the last periodic line
+    assert stream.getvalue().splitlines()[-1] == "srgan: 4/4 images, 0.1 MP/s"
+
+
+def test_video_frames_log_lines_give_done_fps_and_eta():
+    now = [0.0]
+    stream = io.StringIO()
+    progress = FrameProgress("clip.mp4", mode="log", stream=stream, interval=5.0, clock=lambda: now[0])
+    now[0] = 1.0
+    progress.update(VideoProgress(done=4, total=100, fps=4.0, eta_seconds=24.0))  # under the interval
+    assert stream.getvalue() == ""
+    now[0] = 6.0
+    progress.update(VideoProgress(done=24, total=100, fps=4.0, eta_seconds=19.0))
+    now[0] = 7.0
+    progress.update(VideoProgress(done=28, total=100, fps=4.0, eta_seconds=18.0))  # 1 s after the last line
+    progress.update(VideoProgress(done=100, total=100, fps=4.2, eta_seconds=0.0))
+    progress.close()
+    assert stream.getvalue().splitlines() == [
+        "srgan: clip.mp4 24/100 frames, 4 fps, ETA 0:00:19",
+        "srgan: clip.mp4 100/100 frames, 4.2 fps",
+    ]

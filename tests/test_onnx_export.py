@@ -52,7 +52,7 @@ def exported(request, tmp_path_factory):
     return loaded, path
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 20, 28), (2, 3, 13, 7)])
+@pytest.mark.parametrize("shape", [(1, 3, 20, 28), (2, 3, 13, 7), (1, 3, 45, 6)])  # 45 rows: RRDBNet in strips
 def test_dynamic_export_matches_pytorch_at_other_sizes(exported, shape):
     loaded, path = exported
     x = torch.rand(shape)

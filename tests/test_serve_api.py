@@ -173,7 +173,27 @@ def test_outscale_sets_the_output_size_and_upload_names_are_ignored(client):
     assert response.status_code == 202, response.text
     job = wait_for_job(client, response.json())
     assert job["output_size"] == [30, 21]
-    assert Image.open(io.BytesIO(client.get(job["result_url"]).content)).size == (30, 21)
+    result = client.get(job["result_url"])
+    assert Image.open(io.BytesIO(result.content)).size == (30, 21)
+    # the download keeps the upload's stem (not its folders), named like `srgan upscale` names outputs
+    assert 'filename="evil_bicubic_x3.png"' in result.headers["content-disposition"]
+
+
+@pytest.mark.parametrize(
+    ("upload_name", "stem"),
+    [
+        ("holiday photo.JPG", "holiday photo"),
+        ("C:\\Users\\me\\scan.tif", "scan"),
+        ('a"b<c>|d?.png', "abcd"),
+        ("línea\r\nSet-Cookie: x.png", "líneaSet-Cookie x"),
+        ("....png", "image"),
+        (None, "image"),
+    ],
+)
+def test_download_stem_keeps_the_name_and_drops_what_no_file_name_may_hold(upload_name, stem):
+    from srgan.serve.app import _download_stem
+
+    assert _download_stem(upload_name) == stem
 
 
 @pytest.mark.parametrize(("mode", "color"), [("L", 120), ("LA", (120, 200)), ("RGBA", (10, 20, 30, 128))])

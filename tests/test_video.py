@@ -253,8 +253,15 @@ def test_cli_upscales_videos_beside_images_and_frames_folders(tmp_path, capsys):
     assert main(["upscale", str(tmp_path / "clip.mp4"), str(tmp_path / "still.png"), "-o", str(out), *bicubic]) == 0
     assert "upscaled 1 image(s) and 1 video(s)" in capsys.readouterr().out
     assert probe(out / "clip_bicubic_x2.mp4")[0] == (64, 48) and Image.open(out / "still_bicubic_x2.png").size == (16, 12)
+    # an existing video output is an error, like an image's, unless kept (--skip-existing) or replaced
+    assert main(["upscale", str(tmp_path / "clip.mp4"), "-o", str(out), *bicubic]) == 1
+    assert "clip_bicubic_x2.mp4 exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["upscale", str(tmp_path / "clip.mp4"), "-o", str(out), "--skip-existing", *bicubic]) == 0
+    assert "upscaled 0 image(s) with bicubic x2; 1 skipped, 0 failed" in capsys.readouterr().out
 
+    # stderr is no terminal here: the frames are logged, the last line when the video is done
     assert main(["upscale", str(tmp_path / "clip.mp4"), "-o", str(out), "--frames", *bicubic]) == 0
+    assert "srgan: clip.mp4 8/8 frames, " in capsys.readouterr().err
     assert len(list((out / "clip_bicubic_x2").iterdir())) == 8
     back = tmp_path / "back.mkv"
     assert main(["upscale", str(out / "clip_bicubic_x2"), "-o", str(back), "--fps", "8", "--crf", "30", *bicubic]) == 0

@@ -16,8 +16,8 @@ Three steps, each callable on its own:
    counted, never the end of the batch. Returns a `BatchResult`; `BatchResult.ok` is False whenever
    something asked for was not written.
 
-`upscale_files(...)` does all three with a model name. Under `torchrun`, each process takes its share
-of the files (`shard`).
+`upscale_files(...)` does all three with a model name, in this process. `Processes` is how `srgan
+upscale` under `torchrun` shares the files out over the processes.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class Plan:
 @dataclass
 class BatchResult:
     written: list[Path] = field(default_factory=list)
+    videos: list[Path] = field(default_factory=list)  # videos written (srgan.video), counted apart
     skipped: list[Path] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # one message per input not done
 
@@ -104,7 +105,8 @@ class BatchResult:
 
     def summary(self, what: str) -> str:
         counts = f"{len(self.skipped)} skipped, {len(self.failed)} failed"
-        return f"upscaled {len(self.written)} image(s) with {what}; {counts}"
+        videos = f" and {len(self.videos)} video(s)" if self.videos else ""
+        return f"upscaled {len(self.written)} image(s){videos} with {what}; {counts}"
 
 
 def default_suffix(model_name: str, scale_label: str) -> str:
@@ -269,13 +271,63 @@ def shard(jobs: list, rank: int, world_size: int) -> list:
     return jobs[rank::world_size]
 
 
-def torchrun_place() -> tuple[int, int, int]:
-    """(rank, world size, local rank) of this process under torchrun; (0, 1, 0) otherwise."""
-    return (
-        int(os.environ.get("RANK", 0)),
-        int(os.environ.get("WORLD_SIZE", 1)),
-        int(os.environ.get("LOCAL_RANK", 0)),
-    )
+class Processes:
+    """The processes `torchrun` started for one batch (a plain run is process 0 of 1), as a context.
+
+    Each process plans the same outputs from the same files, then takes its `share` of the jobs (images
+    and videos alike, whole files: a video goes to one process). With several processes, a gloo group
+    (CPU collectives, whatever device upscales) lets them `wait_for_all` after planning, so that no
+    process sees another's first output as an existing file, and `combine` their results at the end.
+    """
+
+    def __init__(self) -> None:
+        self.rank = self._number("RANK", 0)
+        self.world_size = self._number("WORLD_SIZE", 1)
+        self.local_rank = self._number("LOCAL_RANK", 0)
+
+    @staticmethod
+    def _number(variable: str, default: int) -> int:
+        text = os.environ.get(variable, str(default))
+        try:
+            return int(text)
+        except ValueError:
+            raise SrganError(f"environment variable {variable}={text!r} is not a number; launch with torchrun") from None
+
+    def __enter__(self) -> Processes:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group("gloo", rank=self.rank, world_size=self.world_size)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+    def share(self, jobs: list) -> list:
+        return shard(jobs, self.rank, self.world_size)
+
+    def wait_for_all(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def combine(self, result: BatchResult) -> BatchResult:
+        """The results of all processes together (on every process), in rank order."""
+        if self.world_size == 1:
+            return result
+        import torch.distributed as dist
+
+        results: list[BatchResult | None] = [None] * self.world_size
+        dist.all_gather_object(results, result)
+        combined = BatchResult()
+        for part in results:
+            for name in ("written", "videos", "skipped", "failed"):
+                getattr(combined, name).extend(getattr(part, name))
+        return combined
 
 
 def run_batch(

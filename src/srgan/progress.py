@@ -1,4 +1,5 @@
-"""Progress of a batch of images: a bar on a terminal, a log line every few seconds elsewhere.
+"""Progress of a batch of images (and of a video's frames): a bar on a terminal, a log line every few
+seconds elsewhere.
 
 A job left running under `nohup`, a scheduler or CI must still say how far it is; a bar there would
 be unreadable carriage returns, so when the stream is not a terminal it gets plain lines instead:
@@ -22,6 +23,14 @@ def _clock_text(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _resolve_mode(mode: str, stream) -> str:
+    if mode not in PROGRESS_MODES:
+        raise ValueError(f"progress mode {mode!r}: use one of {', '.join(PROGRESS_MODES)}")
+    if mode == "auto":
+        return "bar" if getattr(stream, "isatty", lambda: False)() else "log"
+    return mode
+
+
 class BatchProgress:
     """Tracks images done, and the tiles of the one in progress, over a known number of images.
 
@@ -39,12 +48,8 @@ class BatchProgress:
         interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
-        if mode not in PROGRESS_MODES:
-            raise ValueError(f"progress mode {mode!r}: use one of {', '.join(PROGRESS_MODES)}")
         self.stream = sys.stderr if stream is None else stream
-        if mode == "auto":
-            mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "log"
-        self.mode = mode
+        self.mode = mode = _resolve_mode(mode, self.stream)
         self.total_images = total_images
         self.interval = LOG_INTERVAL_SECONDS if interval is None else interval
         self.clock = clock
@@ -92,8 +97,11 @@ class BatchProgress:
             print(line, file=self.stream, flush=True)
 
     def close(self) -> None:
+        """End the bar; in log mode, one last line with the final count and rate."""
         if self._bar is not None:
             self._bar.close()
+        elif self.mode == "log" and self.total_images:
+            print(self.status_line(), file=self.stream, flush=True)
 
     def status_line(self) -> str:
         """`srgan: 3/10 images, 0.5 MP/s, ETA 0:00:12` (rate and ETA once some work is done)."""
@@ -110,7 +118,8 @@ class BatchProgress:
             # pixels of the images not yet read: assume they are like the average of those seen
             average = self.pixels_seen / started if started else 0
             remaining = self.pixels_seen - done_pixels + average * (self.total_images - started)
-            line += f", ETA {_clock_text(remaining / rate)}"
+            if self.images_done < self.total_images:
+                line += f", ETA {_clock_text(remaining / rate)}"
         return line
 
     def _maybe_log(self) -> None:
@@ -119,4 +128,58 @@ class BatchProgress:
         now = self.clock()
         if now - self._last_line >= self.interval:
             self._last_line = now
+            print(self.status_line(), file=self.stream, flush=True)
+
+
+class FrameProgress:
+    """The frames of one video: `update(step)` with each `srgan.video.VideoProgress`; a bar with the
+    frame rate on a terminal, else `srgan: clip.mp4 40/250 frames, 3.1 fps, ETA 0:01:08` every
+    `interval` seconds and once at the end (`close`)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        mode: str = "auto",
+        stream=None,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.stream = sys.stderr if stream is None else stream
+        self.mode = _resolve_mode(mode, self.stream)
+        self.name = name
+        self.interval = LOG_INTERVAL_SECONDS if interval is None else interval
+        self.clock = clock
+        self._last_line = clock()
+        self._step = None
+        self._bar = None
+        if self.mode == "bar":
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc=name, unit="frame", file=self.stream, dynamic_ncols=True)
+
+    def update(self, step) -> None:
+        self._step = step
+        if self._bar is not None:
+            self._bar.total = step.total
+            self._bar.n = step.done
+            self._bar.set_postfix_str(f"{step.fps:.1f} fps", refresh=True)
+        elif self.mode == "log" and self.clock() - self._last_line >= self.interval:
+            self._last_line = self.clock()
+            print(self.status_line(), file=self.stream, flush=True)
+
+    def status_line(self) -> str:
+        step = self._step
+        if step is None:
+            return f"srgan: {self.name} starting"
+        line = f"srgan: {self.name} {step.done}/{step.total if step.total is not None else '?'} frames"
+        line += f", {step.fps:.3g} fps"
+        if step.eta_seconds is not None and step.done != step.total:
+            line += f", ETA {_clock_text(step.eta_seconds)}"
+        return line
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.mode == "log" and self._step is not None:
             print(self.status_line(), file=self.stream, flush=True)

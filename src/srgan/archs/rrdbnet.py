@@ -26,6 +26,12 @@ from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.errors import SrganError
 
 RESIDUAL_SCALE = 0.2
+# Inference runs the x4 upsampling tail (four 3x3 convs on 64 features at 2x and 4x the input's size:
+# for a 320x320 tile, 420 MB per tensor at 4x and two alive at once) in strips of this many trunk rows,
+# so its memory is that of a strip (about 50 MB here), not of the tile. A strip needs 2 trunk rows of
+# context on each side: 3 rows at 4x for conv_up2, conv_hr and conv_last, and 1 at 2x for conv_up1.
+INFERENCE_STRIP_ROWS = 32
+_STRIP_HALO_ROWS = 2
 
 # RRDBNet keeps fp16/bf16 outputs finite and close (Real-ESRGAN runs it in half precision by default)
 FP16_SAFE = True
@@ -116,10 +122,32 @@ class RRDBNet(nn.Module):
             x = F.pixel_unshuffle(x, factor)
         features = self.conv_first(x)
         features = features + self.conv_body(self.body(features))
+        rows = features.shape[-2]
+        if _tracing() or torch.is_grad_enabled() or rows <= INFERENCE_STRIP_ROWS:
+            out = self._upsample(features)
+        else:
+            out = torch.cat([self._upsample_rows(features, top) for top in range(0, rows, INFERENCE_STRIP_ROWS)], -2)
+        return out[..., : height * self.scale, : width * self.scale]
+
+    def _upsample(self, features: torch.Tensor) -> torch.Tensor:
         for conv_up in (self.conv_up1, self.conv_up2):
             features = self.lrelu(conv_up(F.interpolate(features, scale_factor=2.0, mode="nearest")))
-        out = self.conv_last(self.lrelu(self.conv_hr(features)))
-        return out[..., : height * self.scale, : width * self.scale]
+        return self.conv_last(self.lrelu(self.conv_hr(features)))
+
+    def _upsample_rows(self, features: torch.Tensor, top: int) -> torch.Tensor:
+        """The x4 output of trunk rows [top, top + INFERENCE_STRIP_ROWS), computed from those rows and a
+        halo of _STRIP_HALO_ROWS on each side (clipped at the image's edges, where the zero padding is the
+        whole computation's too), so it equals the same rows of `_upsample(features)`."""
+        bottom = min(top + INFERENCE_STRIP_ROWS, features.shape[-2])
+        first = max(top - _STRIP_HALO_ROWS, 0)
+        out = self._upsample(features[..., first : bottom + _STRIP_HALO_ROWS, :])
+        return out[..., 4 * (top - first) : 4 * (bottom - first), :]
+
+
+def _tracing() -> bool:
+    """Whether the forward is being traced or exported (ONNX, torch.export, torch.compile): the strips'
+    Python loop would then be baked in at the traced size, so the whole tail is written out instead."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
 def describe(state_dict: dict[str, torch.Tensor]) -> NetworkSpec | None:

@@ -117,12 +117,18 @@ def register(subparsers) -> None:
 
 def upscale_command(args: argparse.Namespace) -> int:
     from srgan import batch
+
+    _check_numbers(args)
+    with batch.Processes() as processes:
+        return _upscale(args, processes)
+
+
+def _upscale(args: argparse.Namespace, processes) -> int:
+    from srgan import batch
     from srgan.inference import Upscaler
     from srgan.models import DEFAULT_MODEL, load_model
     from srgan.progress import BatchProgress
 
-    _check_numbers(args)
-    rank, world_size, local_rank = batch.torchrun_place()
     model = load_model(args.model or DEFAULT_MODEL, scale=args.scale)
     existing = "overwrite" if args.overwrite else "skip" if args.skip_existing else "error"
     naming = batch.naming_for(
@@ -135,17 +141,19 @@ def upscale_command(args: argparse.Namespace) -> int:
         expansion = batch.Expansion()
     plan = batch.plan_outputs(expansion.sources, naming)
     problems = expansion.errors + plan.errors
-    if rank == 0:  # every process plans the same; one says so
+    main_process = processes.rank == 0
+    if main_process:  # every process plans the same; one says so
         for line in expansion.notes + plan.notes:
             print(f"srgan: note: {line}", file=sys.stderr)
         for line in problems:
             print(f"srgan: error: {line}", file=sys.stderr)
-    jobs = batch.shard(plan.jobs, rank, world_size)
+    processes.wait_for_all()  # every plan is made before any process writes an output
+    jobs, video_jobs = processes.share(plan.jobs), processes.share(video_jobs)
     device = None if args.device == "auto" else args.device
-    if world_size > 1 and device is None:
+    if processes.world_size > 1 and device is None:
         import torch
 
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        device = f"cuda:{processes.local_rank}" if torch.cuda.is_available() else "cpu"
 
     progress = BatchProgress(len(jobs), mode=args.progress)
     with _warnings_as_notes(progress):
@@ -171,19 +179,15 @@ def upscale_command(args: argparse.Namespace) -> int:
             )
         finally:
             progress.close()
-        videos, _, videos_failed = upscale_video.run_videos(
-            video_jobs, upscaler, args, lambda message: progress.write(f"srgan: error: {message}")
-        )
-        result.failed.extend(f"video failed ({index + 1})" for index in range(videos_failed))
-    if rank == 0:
+        upscale_video.run_videos(video_jobs, upscaler, args, result, progress.write)
+    if main_process:
         result.failed[:0] = problems
-        result.skipped = [job.target for job in plan.skipped]
-    label = batch.scale_label(model.scale, args.outscale)
-    where = f"process {rank} of {world_size}: " if world_size > 1 else ""
-    summary = result.summary(f"{model.name} x{label}")
-    if video_jobs:  # videos are counted beside the images, in the same line
-        summary = summary.replace(" image(s) with", f" image(s) and {videos} video(s) with", 1)
-    print(where + summary)
+        result.skipped[:0] = [job.target for job in plan.skipped]
+    result = processes.combine(result)
+    if main_process:
+        label = batch.scale_label(model.scale, args.outscale)
+        where = f" on {processes.world_size} processes" if processes.world_size > 1 else ""
+        print(result.summary(f"{model.name} x{label}{where}"))
     return 0 if result.ok else 1
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -50,37 +49,33 @@ def take_videos(args: argparse.Namespace, suffix: str) -> list[tuple[Path, Path]
     return jobs
 
 
-def run_videos(jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace, report) -> tuple[int, int, int]:
-    """Upscale each video job; returns (written, skipped, failed). A failed video is reported, not fatal."""
-    from tqdm import tqdm
-
+def run_videos(jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace, result, say) -> None:
+    """Upscale each video job into `result` (a `srgan.batch.BatchResult`): written to `result.videos`, an
+    existing output kept to `skipped`, a failure (reported through `say`, not fatal) to `failed`."""
     from srgan.errors import SrganError
+    from srgan.progress import FrameProgress
     from srgan.video import VideoOptions, upscale_video
 
     options = VideoOptions(
         codec=args.codec, crf=args.crf, pixel_format=args.pix_fmt, outscale=args.outscale, fps=args.fps
     )
-    show_progress = args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
-    written = skipped = failed = 0
     for source, target in jobs:
         if target.exists() and not args.overwrite:
-            print(f"srgan: note: skipping {source}: {target} exists (use --overwrite)", file=sys.stderr)
-            skipped += 1
+            message = f"{source}: {target} exists; pass --overwrite to replace it"
+            if args.skip_existing:
+                result.skipped.append(target)
+            else:
+                result.failed.append(message)
+                say(f"srgan: error: {message}")
             continue
-        with tqdm(desc=source.name, unit="frame", disable=not show_progress, file=sys.stderr) as bar:
-
-            def on_frames(step, bar=bar):
-                bar.total = step.total
-                bar.n = step.done
-                bar.set_postfix_str(f"{step.fps:.1f} fps", refresh=True)
-
-            try:
-                result = upscale_video(upscaler, source, target, options=options, progress=on_frames)
-            except SrganError as error:
-                report(str(error))
-                failed += 1
-                continue
-        print(f"{source} -> {target}: {result.frames} frames, {result.width}x{result.height}", file=sys.stderr)
-        written += 1
-    return written, skipped, failed
-
+        progress = FrameProgress(source.name, mode=args.progress)
+        try:
+            video = upscale_video(upscaler, source, target, options=options, progress=progress.update)
+        except SrganError as error:
+            result.failed.append(str(error))
+            say(f"srgan: error: {error}")
+            continue
+        finally:
+            progress.close()
+        say(f"{source} -> {target}: {video.frames} frames, {video.width}x{video.height}")
+        result.videos.append(target)

@@ -9,7 +9,8 @@ API (also described at /docs and /openapi.json):
   waiting line is full (`429` when this client already has `--max-jobs-per-client` jobs in it).
 - `GET /api/jobs/{id}`: status (`queued`, `running`, `done`, `failed`), progress 0-1 and the
   position in the waiting line.
-- `GET /api/jobs/{id}/result`: the upscaled image as PNG, once the job is done.
+- `GET /api/jobs/{id}/result`: the upscaled image as PNG, once the job is done, named like `srgan
+  upscale` names its outputs: `<stem of the uploaded file>_<model>_x<scale>.png`.
 
 Every request is first checked against DNS rebinding and other machines: its `Host` header must name
 this server (the bound address, loopback names, names from `--allow-host`, and on a server listening
@@ -31,6 +32,7 @@ import hmac
 import ipaddress
 import logging
 import math
+import re
 import shutil
 import tempfile
 import uuid
@@ -51,6 +53,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from srgan import __version__
+from srgan.batch import default_suffix
 from srgan.errors import SrganError
 from srgan.imageio import read_image
 from srgan.serve.engine import UpscaleEngine
@@ -67,6 +70,9 @@ MAX_OUTSCALE = 8.0
 _UPLOAD_NAME = "upload"
 # Shown to clients in place of the server-side temporary path that imageio's messages start with.
 _CLIENT_IMAGE_NAME = "uploaded image"
+# Dropped from the upload's name before it names the download.
+_UNSAFE_NAME_CHARACTERS = re.compile(r'[\x00-\x1f\x7f"*:<>?|\\/]')
+_MAX_STEM_CHARACTERS = 100
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # The browser keeps the token in this cookie once `/?token=...` has been opened.
@@ -227,6 +233,7 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
             payload=image,
             folder=folder,
             client=request.client.host if request.client else "",
+            stem=_download_stem(upload.filename),
         )
         try:
             jobs.submit(job)
@@ -251,11 +258,10 @@ def create_app(engine: UpscaleEngine, settings: ServerSettings) -> FastAPI:
             raise HTTPException(409, f"job {job.id} failed: {job.error}")
         if job.status is not JobStatus.DONE or not job.result_path.is_file():
             raise HTTPException(409, f"job {job.id} is {job.status.value}; poll /api/jobs/{job.id} until it is done")
-        scale_label = f"{job.outscale:g}".replace(".", "_")
         return FileResponse(
             job.result_path,
             media_type="image/png",
-            filename=f"upscaled-x{scale_label}-{job.id.hex[:8]}.png",
+            filename=f"{job.stem}{default_suffix(job.model, f'{job.outscale:g}')}.png",
             content_disposition_type="inline",
         )
 
@@ -402,6 +408,17 @@ def _store_and_decode(upload: UploadFile, path: Path, max_pixels: int):
         raise HTTPException(422, str(error).replace(str(path), _CLIENT_IMAGE_NAME)) from None
     finally:
         path.unlink()
+
+
+def _download_stem(filename: str | None) -> str:
+    """The stem of the upload's file name, to name its result like `srgan upscale` does.
+
+    Only a name to suggest to the browser (the stored file is always `_UPLOAD_NAME`): any folder part,
+    control character and character a file name cannot hold on Windows is dropped.
+    """
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    stem = _UNSAFE_NAME_CHARACTERS.sub("", Path(name).stem).strip(" .")[:_MAX_STEM_CHARACTERS]
+    return stem or "image"
 
 
 def _check_header(path: Path, max_pixels: int) -> None:

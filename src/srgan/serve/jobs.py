@@ -48,6 +48,7 @@ class Job:
     input_size: tuple[int, int]
     payload: Any
     folder: Path
+    stem: str = "image"  # the upload's file name stem: its result is downloaded as <stem>_<model>_x<scale>.png
     status: JobStatus = JobStatus.QUEUED
     progress: float = 0.0
     output_size: tuple[int, int] | None = None

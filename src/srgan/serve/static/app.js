@@ -150,11 +150,6 @@ async function followJob(job) {
   }
 }
 
-function downloadName(job) {
-  const stem = state.file.name.replace(/\.[^.]+$/, "") || "image";
-  return `${stem}_x${job.outscale}.png`;
-}
-
 function showResult(job) {
   const result = elements["result-image"];
   return new Promise((resolve, reject) => {
@@ -170,7 +165,7 @@ function showResult(job) {
         `${before.naturalWidth} × ${before.naturalHeight} → ${result.naturalWidth} × ${result.naturalHeight}`;
       const link = elements["download-link"];
       link.href = job.result_url;
-      link.download = downloadName(job);
+      link.download = ""; // the server names the file: <original stem>_<model>_x<scale>.png
       link.hidden = false;
       resolve();
     };
@@ -183,6 +178,9 @@ async function upscale() {
   if (!state.file || state.busy) return;
   state.busy = true;
   elements["upscale-button"].disabled = true;
+  // A Download left from an earlier run would offer the old result while this one is not ready.
+  elements["download-link"].hidden = true;
+  elements["download-link"].removeAttribute("href");
   elements["progress"].value = 0;
   try {
     const job = await followJob(await submit());
