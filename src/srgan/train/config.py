@@ -43,6 +43,9 @@ class DataConfig:
     train_lr_dirs: list[str] | None = None
     val_dir: str | None = None
     val_lr_dir: str | None = None
+    # more validation sets (BasicSR's val_2, val_3, ...), each scored, logged and plotted under its
+    # folder name; best.ckpt follows val_dir
+    extra_val_dirs: list[str] = field(default_factory=list)
     hr_patch: int = 96
     batch_size: int = 16
     patches_per_image: int = 1
@@ -401,6 +404,8 @@ def validate_values(config: TrainConfig) -> None:
     if data.train_lr_dirs is not None:
         _require(not data.prepare, "data.prepare", "set it to false for paired data (sub-images are cut from HR only)")
         _require(data.loader == "workers", "data.loader", "use 'workers' for paired data")
+    if data.extra_val_dirs:
+        _require(data.val_dir is not None, "data.extra_val_dirs", "needs data.val_dir (the set best.ckpt follows)")
     if data.prepare:
         _require(data.subimage_size >= data.hr_patch, "data.subimage_size", "must be at least data.hr_patch")
     if config.discriminator is not None and config.discriminator.arch == "srgan_discriminator":
@@ -472,7 +477,8 @@ def check_resources(config: TrainConfig) -> None:
         minimum = data.hr_patch
         for folder in data.train_dirs:
             _check_image_sizes(Path(folder), minimum)
-    for key, folder in (("data.val_dir", data.val_dir), ("data.val_lr_dir", data.val_lr_dir)):
+    for key, folder in (("data.val_dir", data.val_dir), ("data.val_lr_dir", data.val_lr_dir),
+                        *((f"data.extra_val_dirs[{index}]", folder) for index, folder in enumerate(data.extra_val_dirs))):
         if folder is not None:
             _check_folder(key, Path(folder))
     if config.generator.init and not Path(config.generator.init).is_file():

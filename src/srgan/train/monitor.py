@@ -190,6 +190,17 @@ _SCORE_KEYS = {"discriminator_score": "discriminator score: mean σ(D(real))", "
                "critic_real": "WGAN-GP critic: mean D(real), raw", "critic_fake": "WGAN-GP critic: mean D(G(z)), raw"}
 
 
+def _validation_keys(val: list[dict[str, Any]]) -> list[str]:
+    """psnr, ssim (data.val_dir), then psnr_LABEL, ssim_LABEL of each extra validation set."""
+    keys = sorted({key for record in val for key in record if key.startswith(("psnr", "ssim"))})
+    return sorted(keys, key=lambda key: (key.partition("_")[2], key))
+
+
+def _validation_title(key: str) -> str:
+    metric, _, label = key.partition("_")
+    return f"validation {metric.upper()}{f' on {label}' if label else ''} (as srgan eval: Y, crop = scale, 8-bit)"
+
+
 def plot_metrics(run_dir: str | Path) -> list[Path]:
     """Draw losses, validation PSNR/SSIM and discriminator scores from metrics.jsonl into RUN_DIR/plots/."""
     import matplotlib
@@ -204,7 +215,7 @@ def plot_metrics(run_dir: str | Path) -> list[Path]:
     loss_keys = sorted({key for record in train for key in record if key.startswith("l_")})
     panels = {
         "losses.png": [(key, key, train) for key in loss_keys],
-        "validation.png": [(key, f"validation {key.upper()} (Y, crop = scale)", val) for key in ("psnr", "ssim")],
+        "validation.png": [(key, _validation_title(key), val) for key in _validation_keys(val)],
         "discriminator.png": [(key, title, train) for key, title in _SCORE_KEYS.items()],
     }
     written = []

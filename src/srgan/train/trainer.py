@@ -222,13 +222,19 @@ class Trainer:
                                  augment=data.augment)
             yield distributed.own_rows(batch, self.place)
 
-    def _validation_set(self):
+    def _validation_sets(self) -> list[tuple[str, Any]]:
+        """(label, ImageFolderPairs) for data.val_dir, then each of data.extra_val_dirs."""
         from srgan.data import ImageFolderPairs
+        from srgan.data.files import unique_folder_labels
 
         data = self.config.data
         if data.val_dir is None:
-            return None
-        return ImageFolderPairs(data.val_dir, scale=self.config.scale, lr_dir=data.val_lr_dir)
+            return []
+        folders = [data.val_dir, *data.extra_val_dirs]
+        labels = unique_folder_labels([Path(folder) for folder in folders])
+        lr_dirs = [data.val_lr_dir] + [None] * len(data.extra_val_dirs)
+        return [(label, ImageFolderPairs(folder, scale=self.config.scale, lr_dir=lr_dir))
+                for label, folder, lr_dir in zip(labels, folders, lr_dirs)]
 
     # --- checkpoints -------------------------------------------------------------------------------
 
@@ -332,28 +338,41 @@ class Trainer:
     # --- validation --------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def validate(self, module: SRModule, val_set) -> dict[str, float]:
-        """PSNR/SSIM (Y channel, crop = scale) over the validation images; saves a sample grid."""
-        from srgan.metrics import psnr, ssim
+    def validate(self, module: SRModule, val_sets: list[tuple[str, Any]]) -> dict[str, float]:
+        """Mean PSNR/SSIM per validation set, scored as `srgan eval` scores (`evaluate.score_image`: 8-bit
+        output, Y channel, crop = scale, gray rule); a sample grid of the first set.
+
+        The first set's scores are `psnr`/`ssim` (they choose best.ckpt), the others' `psnr_LABEL`/`ssim_LABEL`.
+        """
+        from srgan.evaluate import Protocol, score_image
 
         scale = self.config.scale
-        limit = self.config.data.val_max_images or len(val_set)
+        protocol = Protocol(scale, y_channel=True, crop_border=scale)
         network = module.inference_generator
         was_training = network.training
         network.eval()
-        psnrs, ssims, samples = [], [], []
-        for index in range(min(limit, len(val_set))):
-            _, lr, hr = val_set[index]
-            sr = network(lr.unsqueeze(0).to(self.device)).float().clamp(0, 1).cpu()
-            psnrs.append(psnr(sr, hr.unsqueeze(0), crop_border=scale).item())
-            ssims.append(ssim(sr, hr.unsqueeze(0), crop_border=scale).item())
-            if index < self.config.log.sample_images:
-                samples.append((lr, sr[0], hr))
+        scores: dict[str, float] = {}
+        samples = []
+        for position, (label, val_set) in enumerate(val_sets):
+            limit = min(self.config.data.val_max_images or len(val_set), len(val_set))
+            psnrs, ssims = [], []
+            for index in range(limit):
+                _, lr, hr = val_set[index]
+                stored = val_set.store.images[index]
+                sr = network(lr.unsqueeze(0).to(self.device)).float().clamp(0, 1).cpu()[0]
+                psnr_value, ssim_value = score_image(sr, hr, stored.is_gray, protocol, str(stored.pair.hr_path))
+                psnrs.append(psnr_value)
+                ssims.append(ssim_value)
+                if position == 0 and index < self.config.log.sample_images:
+                    samples.append((lr, sr, hr))
+            suffix = f"_{label}" if position else ""
+            scores[f"psnr{suffix}"] = sum(psnrs) / len(psnrs)
+            scores[f"ssim{suffix}"] = sum(ssims) / len(ssims)
         network.train(was_training)
         if samples:
             grid_path = self.run_dir / SAMPLES_DIR / f"iter_{self.iteration:08d}.png"
             save_sample_grid(grid_path, samples, scale=scale, crop=self.config.log.sample_crop)
-        return {"psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims)}
+        return scores
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -415,13 +434,13 @@ class Trainer:
         if self.is_main:
             self._write_config()
         batches = self._train_batches()
-        val_set = self._validation_set()
+        val_sets = self._validation_sets()
         monitor = None
         if self.is_main:
             monitor = Monitor(self.run_dir, start_iteration=self.iteration, total_iterations=config.train.iterations,
                               tensorboard=config.log.tensorboard, progress=config.log.progress)
         try:
-            self._loop(module, optimizers, schedulers, batches, val_set, monitor)
+            self._loop(module, optimizers, schedulers, batches, val_sets, monitor)
         finally:
             if monitor is not None:
                 monitor.close()
@@ -436,7 +455,7 @@ class Trainer:
         export_model(checkpoint, export_path, ema=ema)
         logger.info("done: %d iterations; generator written to %s", self.iteration, export_path)
 
-    def _loop(self, module: SRModule, optimizers: dict, schedulers: dict, batches, val_set, monitor) -> None:
+    def _loop(self, module: SRModule, optimizers: dict, schedulers: dict, batches, val_sets, monitor) -> None:
         config = self.config
         module.train()
         warmup_end = config.train.pixel_warmup_iterations if module.discriminator is not None else 0
@@ -457,7 +476,7 @@ class Trainer:
                     scheduler.step()
             last = self.iteration == config.train.iterations
             log_now = self.iteration % config.log.every == 0 or last
-            validate_now = val_set is not None and (self.iteration % config.log.val_every == 0 or last)
+            validate_now = bool(val_sets) and (self.iteration % config.log.val_every == 0 or last)
             periodic = self.iteration % config.checkpoint.every == 0 or last
             if log_now or validate_now or periodic:
                 self._read_back_losses()
@@ -469,7 +488,7 @@ class Trainer:
                     monitor.log_train(self.iteration, values)
             improved = False
             if validate_now and self.is_main:
-                scores = self.validate(module, val_set)
+                scores = self.validate(module, val_sets)
                 improved = scores["psnr"] > self.best_psnr
                 self.best_psnr = max(self.best_psnr, scores["psnr"])
                 monitor.log_validation(self.iteration, scores)
