@@ -58,7 +58,11 @@ def setup_logging(run_dir: Path | None) -> None:
 
 def record_error(message: str) -> None:
     """Put the error that ends a run into train.log (the CLI prints it on the console itself)."""
-    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
+    _log_to_file(logging.ERROR, message)
+
+
+def _log_to_file(level: int, message: str) -> None:
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None)
     for handler in logger.handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
@@ -112,6 +116,23 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
+# log-line labels of the discriminator scores (σ of the logits; raw scores for a WGAN-GP critic)
+_SCORE_LABELS = {"discriminator_score": "D(real)", "generator_score": "D(fake)",
+                 "critic_real": "critic(real)", "critic_fake": "critic(fake)"}
+
+
+def train_log_line(iteration: int, total: int, values: dict[str, float], speed: float, eta_seconds: float) -> str:
+    """`iteration 120/300: l_g_pix 0.0123, l_g_total 0.0123, lr 5.00e-04, D(real) 0.61, D(fake) 0.32, 2.31 it/s, ETA 0:01:18`."""
+    from srgan.progress import clock_text
+
+    parts = [f"{key} {value:.4g}" for key, value in values.items() if key.startswith("l_")]
+    if "lr_g" in values:
+        parts.append(f"lr {values['lr_g']:.3g}")
+    parts += [f"{label} {values[key]:.3g}" for key, label in _SCORE_LABELS.items() if key in values]
+    parts += [f"{speed:.3g} it/s", f"ETA {clock_text(eta_seconds)}"]
+    return f"iteration {iteration}/{total}: " + ", ".join(parts)
+
+
 class Monitor:
     """Progress bar, metrics.jsonl and TensorBoard for one run (main process only)."""
 
@@ -131,8 +152,9 @@ class Monitor:
             dynamic_ncols=True,
             disable={"on": False, "off": True, "auto": None}[progress],
         )
-        self._last_time = time.perf_counter()
-        self._last_iteration = start_iteration
+        self._last_time = self._started = time.perf_counter()
+        self._last_iteration = self._start_iteration = start_iteration
+        self._total = total_iterations
 
     def _drop_records_after(self, iteration: int) -> None:
         """A resumed run repeats the iterations after its checkpoint: forget what the killed run logged there."""
@@ -163,6 +185,13 @@ class Monitor:
         record = {"kind": "train", "iteration": iteration, **values, "it_per_s": speed}
         self._write(record)
         self._bar.set_postfix({key: f"{value:.4g}" for key, value in values.items() if key.startswith("l_")}, refresh=False)
+        overall = (iteration - self._start_iteration) / max(now - self._started, 1e-9)
+        line = train_log_line(iteration, self._total, values, speed, (self._total - iteration) / max(overall, 1e-9))
+        if self._bar.disable:
+            # no progress bar (stderr is not a terminal, or log.progress is off): a plain line instead
+            logger.info(line)
+        else:
+            _log_to_file(logging.INFO, line)
 
     def log_validation(self, iteration: int, values: dict[str, float]) -> None:
         self._write({"kind": "val", "iteration": iteration, **values})
