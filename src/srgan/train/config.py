@@ -483,13 +483,14 @@ def check_resources(config: TrainConfig) -> None:
             _check_folder(key, Path(folder))
     if config.generator.init and not Path(config.generator.init).is_file():
         raise SrganError(
-            f"config key 'generator.init': {config.generator.init} not found; train and export that model first "
+            f"config key 'generator.init': {config.generator.init} not found{_relative_note(config.generator.init)}; train and export that model first "
             "(see docs/TRAINING.md) or set generator.init=null with train.pixel_warmup_iterations"
         )
     if config.discriminator is not None and config.discriminator.init:
         if not Path(config.discriminator.init).is_file():
             raise SrganError(
-                f"config key 'discriminator.init': {config.discriminator.init} not found; give a training "
+                f"config key 'discriminator.init': {config.discriminator.init} not found"
+                f"{_relative_note(config.discriminator.init)}; give a training "
                 "checkpoint (.ckpt) or a discriminator state dict (.pth/.safetensors), or set discriminator.init=null"
             )
     perceptual = config.losses.perceptual
@@ -498,7 +499,7 @@ def check_resources(config: TrainConfig) -> None:
             VGGFeatureExtractor(perceptual.layer, perceptual.weights, perceptual.convention)
         except SrganError as error:
             raise SrganError(
-                f"config section 'losses.perceptual' ({perceptual.layer}): {error} "
+                f"config section 'losses.perceptual' ({perceptual.layer}): {error}{_relative_note(perceptual.weights)} "
                 "(`srgan models fetch-vgg19` downloads the full VGG19)"
             ) from None
     if config.discriminator is not None:
@@ -510,13 +511,20 @@ def check_resources(config: TrainConfig) -> None:
             ) from None
 
 
+def _relative_note(path: str | Path) -> str:
+    """For an error about a path: where a relative one was looked for (the working directory, not the recipe's folder)."""
+    if Path(path).is_absolute():
+        return ""
+    return f" (a relative path: read from the working directory {Path.cwd()}, not from the recipe's folder)"
+
+
 def _check_folder(key: str, folder: Path) -> None:
     from srgan.data.files import images_in_folder
 
     try:
         images_in_folder(folder)
     except SrganError as error:
-        raise SrganError(f"config key '{key}': {error}") from None
+        raise SrganError(f"config key '{key}': {error}{_relative_note(folder)}") from None
 
 
 def _check_image_sizes(folder: Path, minimum: int) -> None:
