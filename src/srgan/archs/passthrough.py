@@ -27,20 +27,31 @@ def _centre(conv: nn.Conv2d) -> tuple[int, int]:
     return conv.kernel_size[0] // 2, conv.kernel_size[1] // 2
 
 
+# A 3x3 kernel that, after nearest x2 upsampling, makes the result bilinear x2 upsampling
+# (align_corners=False): the samples a a b b become a, (3a + b)/4, (a + 3b)/4, b.
+BILINEAR_AFTER_NEAREST_X2 = torch.outer(torch.tensor([1.0, 2.0, 1.0]), torch.tensor([1.0, 2.0, 1.0])) / 16
+
+
 @torch.no_grad()
-def pass_channels_(conv: nn.Conv2d, channels: int, *, repeat: int = 1, source_stride: int = 1) -> None:
+def pass_channels_(
+    conv: nn.Conv2d, channels: int, *, repeat: int = 1, source_stride: int = 1, kernel: torch.Tensor | None = None
+) -> None:
     """Output channels c*repeat ... c*repeat+repeat-1 of `conv` copy input channel c*source_stride (c < channels).
 
     `repeat` = r**2 for a conv feeding PixelShuffle(r), so the shuffle spreads each copied map over its
     r x r output block (nearest upsampling); `source_stride` = f**2 after a pixel-unshuffle by f, to copy
-    one sample of each f x f block. The other output channels keep their initialisation.
+    one sample of each f x f block. `kernel` (odd-sized, centred) filters the copied map instead of the
+    plain copy. The other output channels keep their initialisation.
     """
     top, left = _centre(conv)
+    kernel = torch.ones(1, 1) if kernel is None else kernel
+    rows, cols = kernel.shape[0] // 2, kernel.shape[1] // 2
     conv.weight[: channels * repeat].zero_()
     if conv.bias is not None:
         conv.bias[: channels * repeat].zero_()
     for channel in range(channels):
-        conv.weight[channel * repeat : (channel + 1) * repeat, channel * source_stride, top, left] = 1.0
+        conv.weight[channel * repeat : (channel + 1) * repeat, channel * source_stride,
+                    top - rows : top + rows + 1, left - cols : left + cols + 1] = kernel
 
 
 @torch.no_grad()
