@@ -72,17 +72,20 @@ class PixelLossConfig:
 
 @dataclass
 class PerceptualLossConfig:
-    layer: str = "vgg54"
+    # one layer name, or {layer: weight} (BasicSR's layer_weights), e.g. {conv2_2: 0.5, conv3_4: 1.0}
+    layer: str | dict[str, float] = "vgg54"
     weights: str = ""
     convention: Literal["caffe", "torchvision"] = "torchvision"
     criterion: Literal["l1", "mse"] = "mse"
     rescale: float = 1.0
     weight: float = 1.0
+    # Gram-matrix (style) loss on the same layers (BasicSR's style_weight; 0 = off)
+    style_weight: float = 0.0
 
 
 @dataclass
 class AdversarialLossConfig:
-    kind: Literal["vanilla", "ragan", "wgan_gp"] = "vanilla"
+    kind: Literal["vanilla", "ragan", "lsgan", "hinge", "wgan_gp"] = "vanilla"
     weight: float = 1e-3
     gradient_penalty_weight: float = 10.0
 
@@ -104,10 +107,16 @@ class OptimizerConfig:
 
 @dataclass
 class ScheduleConfig:
-    kind: Literal["constant", "multistep", "cosine"] = "constant"
+    # cosine: one half-cosine over the run; cosine_restarts: one per entry of `periods` (BasicSR's
+    # CosineAnnealingRestartLR), each restarting at lr x its `restart_weights` entry
+    kind: Literal["constant", "multistep", "cosine", "cosine_restarts"] = "constant"
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.5
     min_lr: float = 1e-7
+    periods: list[int] = field(default_factory=list)
+    restart_weights: list[float] = field(default_factory=list)
+    # linear ramp from lr/warmup_iterations to lr over the first iterations (BasicSR's warmup_iter; 0 = off)
+    warmup_iterations: int = 0
 
 
 @dataclass
@@ -120,6 +129,10 @@ class LoopConfig:
     grad_clip: float = 0.0
     # Generator-only pixel-loss iterations before the adversarial phase (stands in for a pretrained init).
     pixel_warmup_iterations: int = 0
+    # adversarial phase: D steps every iteration, G every d_steps_per_g_step-th (BasicSR's net_d_iters),
+    # and not at all in the first d_init_iterations (BasicSR's net_d_init_iters)
+    d_steps_per_g_step: int = 1
+    d_init_iterations: int = 0
     deterministic: bool = False
     # torch.compile the generator and discriminator: faster steps on a GPU after a minute of compiling
     compile: bool = False
@@ -232,9 +245,14 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         candidates = [arg for arg in args if arg is not type(None)]
-        if len(candidates) == 1:
-            return _convert(value, candidates[0], where)
-        raise TypeError(f"unsupported config annotation {annotation} at {where}")
+        if len(candidates) > 1:
+            # str | dict[...]: the candidate of the value's own kind
+            matching = [arg for arg in candidates if isinstance(value, typing.get_origin(arg) or arg)]
+            if not matching:
+                raise SrganError(f"config key '{where}': expected {' or '.join(_type_name(arg) for arg in candidates)}, "
+                                 f"got {value!r} ({type(value).__name__}); fix the value")
+            candidates = matching[:1]
+        return _convert(value, candidates[0], where)
     if origin is Literal:
         if isinstance(value, bool) and {"on", "off"} <= set(args):
             # YAML 1.1 reads a bare on/off as a boolean; take it back as the word the user wrote
@@ -252,7 +270,8 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise _type_error(where, value, annotation)
-        return dict(value)
+        key_type, value_type = args or (Any, Any)
+        return {_convert(key, key_type, where): _convert(item, value_type, f"{where}.{key}") for key, item in value.items()}
     if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if annotation is int and isinstance(value, int) and not isinstance(value, bool):
@@ -430,6 +449,17 @@ def validate_values(config: TrainConfig) -> None:
         _require(len(optimizer.betas) == 2, f"{key}.betas", "give two values, e.g. [0.9, 0.999]")
     schedule = config.schedule
     _require(schedule.milestones == sorted(schedule.milestones), "schedule.milestones", "must be increasing")
+    _require(schedule.warmup_iterations >= 0, "schedule.warmup_iterations", "must be 0 (off) or more")
+    if schedule.kind == "cosine_restarts":
+        _require(bool(schedule.periods) and all(period >= 1 for period in schedule.periods), "schedule.periods",
+                 "list one length (>= 1 iteration) per cosine cycle, e.g. [250000, 250000, 250000, 250000]")
+        _require(len(schedule.restart_weights) == len(schedule.periods), "schedule.restart_weights",
+                 f"give one weight per period ({len(schedule.periods)}), e.g. [1, 1, 1, 1]")
+    _require(loop.d_steps_per_g_step >= 1, "train.d_steps_per_g_step", "must be at least 1")
+    _require(loop.d_init_iterations >= 0, "train.d_init_iterations", "must be 0 or more")
+    if loop.d_steps_per_g_step > 1 or loop.d_init_iterations:
+        _require(config.discriminator is not None, "train.d_steps_per_g_step" if loop.d_steps_per_g_step > 1
+                 else "train.d_init_iterations", "is for GAN recipes (with a discriminator)")
     losses = config.losses
     if not any((losses.pixel, losses.perceptual, losses.adversarial)):
         raise SrganError("config section 'losses': enable at least one of pixel, perceptual, adversarial")
@@ -448,6 +478,8 @@ def validate_values(config: TrainConfig) -> None:
         )
     if losses.perceptual is not None:
         _require(bool(losses.perceptual.weights), "losses.perceptual.weights", "give the VGG19 weights file to use")
+        _require(bool(losses.perceptual.layer), "losses.perceptual.layer", "name a layer or give {layer: weight, ...}")
+        _require(losses.perceptual.style_weight >= 0, "losses.perceptual.style_weight", "must be 0 (off) or positive")
 
 
 def _discriminator_option(config: TrainConfig, name: str) -> Any:

@@ -116,9 +116,9 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
-# log-line labels of the discriminator scores (σ of the logits; raw scores for a WGAN-GP critic)
+# log-line labels of the discriminator scores (σ of the logits; raw scores for WGAN-GP, LSGAN, hinge)
 _SCORE_LABELS = {"discriminator_score": "D(real)", "generator_score": "D(fake)",
-                 "critic_real": "critic(real)", "critic_fake": "critic(fake)"}
+                 "critic_real": "D(real) raw", "critic_fake": "D(fake) raw"}
 
 
 def train_log_line(iteration: int, total: int, values: dict[str, float], speed: float, eta_seconds: float) -> str:
@@ -216,7 +216,8 @@ class Monitor:
 # --- plots ----------------------------------------------------------------------------------------
 
 _SCORE_KEYS = {"discriminator_score": "discriminator score: mean σ(D(real))", "generator_score": "generator score: mean σ(D(G(z)))",
-               "critic_real": "WGAN-GP critic: mean D(real), raw", "critic_fake": "WGAN-GP critic: mean D(G(z)), raw"}
+               "critic_real": "raw scores (WGAN-GP critic, LSGAN, hinge): mean D(real)",
+               "critic_fake": "raw scores (WGAN-GP critic, LSGAN, hinge): mean D(G(z))"}
 
 
 def _validation_keys(val: list[dict[str, Any]]) -> list[str]:

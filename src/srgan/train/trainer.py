@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import math
 import time
@@ -25,7 +26,7 @@ from srgan.errors import SrganError
 from srgan.fileutil import atomic_write, remove_stale_partials
 from srgan.train import checkpoint as ckpt
 from srgan.train import distributed
-from srgan.train.config import TrainConfig, check_resources
+from srgan.train.config import ScheduleConfig, TrainConfig, check_resources
 from srgan.train.module import SRModule
 from srgan.train.monitor import (
     SAMPLES_DIR,
@@ -69,13 +70,33 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, resume: str | 
         distributed.leave_process_group()
 
 
-def _build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
-    schedule = config.schedule
+def lr_factor(schedule: ScheduleConfig, iterations: int, base_lr: float, step: int) -> float:
+    """The learning rate of iteration `step + 1` as a multiple of `base_lr` (BasicSR's schedules, counted in
+    global iterations): a linear warm-up ramp over the first `warmup_iterations`, times the schedule's factor."""
+    ramp = min(1.0, (step + 1) / schedule.warmup_iterations) if schedule.warmup_iterations else 1.0
     if schedule.kind == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, schedule.milestones, gamma=schedule.gamma)
+        return ramp * schedule.gamma ** sum(milestone <= step for milestone in schedule.milestones)
+    if schedule.kind == "constant":
+        return ramp
     if schedule.kind == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.train.iterations, eta_min=schedule.min_lr)
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+        weight, position, period = 1.0, min(step, iterations), iterations
+    else:  # cosine_restarts: the cycle `step` falls in (the last one's end is held after it)
+        start = 0
+        for period, weight in zip(schedule.periods, schedule.restart_weights):
+            if step < start + period:
+                break
+            start += period
+        else:
+            start -= period
+        position = min(step - start, period)
+    cosine = schedule.min_lr + weight * (base_lr - schedule.min_lr) * (1 + math.cos(math.pi * position / period)) / 2
+    return ramp * cosine / base_lr
+
+
+def _build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    base_lr = optimizer.param_groups[0]["lr"]
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(lr_factor, config.schedule, config.train.iterations, base_lr))
 
 
 class Trainer:
@@ -305,7 +326,9 @@ class Trainer:
             for name, optimizer in optimizers.items():
                 optimizer.load_state_dict(state["optimizers"][name])
             for name, scheduler in schedulers.items():
-                scheduler.load_state_dict(state["schedulers"][name])
+                # a LambdaLR's state is its step count; checkpoints from before the schedules were LambdaLRs
+                # (MultiStepLR, CosineAnnealingLR) lack its lr_lambdas entry but resume the same
+                scheduler.load_state_dict({"lr_lambdas": [None], **state["schedulers"][name]})
         except (KeyError, RuntimeError, ValueError) as error:
             first_line = str(error).strip().splitlines()[0]
             raise SrganError(
