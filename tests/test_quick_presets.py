@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
+from test_train_loop import _one_thread  # noqa: F401  (autouse fixture: one thread)
 
 from srgan.train.config import load_config
 from srgan.train.monitor import read_metrics
@@ -24,14 +24,6 @@ RECIPES = sorted((REPO_ROOT / "configs").glob("*.yaml"))
 TRAIN_CROPS = 12
 # adversarial iterations kept after a GAN preset's pixel warm-up
 ADVERSARIAL_ITERATIONS = 10
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
