@@ -411,3 +411,22 @@ def test_srgan_discriminator_without_norm_for_wgan_gp():
     assert all(m.bias is not None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     with pytest.raises(SrganError, match="unknown norm 'layer'"):
         SRGANDiscriminator(norm="layer")
+
+
+@pytest.mark.parametrize(("arch", "kwargs", "mode"), [
+    ("srresnet", {"num_features": 16, "num_blocks": 2}, "nearest"),
+    ("wdrn", {"num_features": 16, "num_blocks": 2, "growth_channels": 8}, "nearest"),
+    ("rrdbnet", {"num_features": 16, "num_blocks": 1, "growth_channels": 8}, "bilinear"),
+])
+def test_networks_without_an_input_skip_start_as_upsampling(arch, kwargs, mode):
+    """Untrained, they carry the image to the output (srgan.archs.passthrough) instead of noise:
+    with PyTorch's default init SRResNet's output did not depend on the image's colours at all."""
+    network = build_arch(arch, {**kwargs, "scale": 4}).eval()
+    image = torch.rand(1, 3, 16, 16)
+    if mode == "nearest":
+        expected = F.interpolate(image, scale_factor=4.0, mode="nearest")
+    else:  # two bilinear x2 stages
+        expected = F.interpolate(F.interpolate(image, scale_factor=2.0, mode="bilinear"), scale_factor=2.0, mode="bilinear")
+    with torch.no_grad():
+        error = (network(image) - expected)[..., 8:-8, 8:-8].abs().mean().item()
+    assert error < 0.05, error
