@@ -430,3 +430,22 @@ def test_rrdbnet_inference_upsamples_in_strips_equal_to_the_whole_tail(monkeypat
     monkeypatch.setattr(rrdbnet, "_STRIP_HALO_ROWS", 1)  # too little context: the seams show
     with torch.no_grad():
         assert (network(x) - whole).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize(("arch", "kwargs", "mode"), [
+    ("srresnet", {"num_features": 16, "num_blocks": 2}, "nearest"),
+    ("wdrn", {"num_features": 16, "num_blocks": 2, "growth_channels": 8}, "nearest"),
+    ("rrdbnet", {"num_features": 16, "num_blocks": 1, "growth_channels": 8}, "bilinear"),
+])
+def test_networks_without_an_input_skip_start_as_upsampling(arch, kwargs, mode):
+    """Untrained, they carry the image to the output (srgan.archs.passthrough) instead of noise:
+    with PyTorch's default init SRResNet's output did not depend on the image's colours at all."""
+    network = build_arch(arch, {**kwargs, "scale": 4}).eval()
+    image = torch.rand(1, 3, 16, 16)
+    if mode == "nearest":
+        expected = F.interpolate(image, scale_factor=4.0, mode="nearest")
+    else:  # two bilinear x2 stages
+        expected = F.interpolate(F.interpolate(image, scale_factor=2.0, mode="bilinear"), scale_factor=2.0, mode="bilinear")
+    with torch.no_grad():
+        error = (network(image) - expected)[..., 8:-8, 8:-8].abs().mean().item()
+    assert error < 0.05, error

@@ -85,9 +85,27 @@ def test_wgan_losses():
     assert loss.generator_loss(fake).item() == pytest.approx(-1.0)
 
 
+def test_lsgan_losses():
+    loss = AdversarialLoss("lsgan")
+    real = torch.tensor([[1.0], [3.0]])
+    fake = torch.tensor([[0.0], [2.0]])
+    # D: 0.5 * (mean((real - 1)^2) + mean(fake^2)) = 0.5 * (2 + 2); G: mean((fake - 1)^2) = 1
+    assert loss.discriminator_loss(real, fake).item() == pytest.approx(2.0)
+    assert loss.generator_loss(fake).item() == pytest.approx(1.0)
+
+
+def test_hinge_losses():
+    loss = AdversarialLoss("hinge")
+    real = torch.tensor([[0.5], [3.0]])
+    fake = torch.tensor([[-2.0], [0.0]])
+    # D: 0.5 * (mean(relu(1 - real)) + mean(relu(1 + fake))) = 0.5 * (0.25 + 0.5); G: -mean(fake) = 1
+    assert loss.discriminator_loss(real, fake).item() == pytest.approx(0.375)
+    assert loss.generator_loss(fake).item() == pytest.approx(1.0)
+
+
 def test_unknown_adversarial_kind():
-    with pytest.raises(SrganError, match="unknown kind 'lsgan'; use one of vanilla, ragan, wgan_gp"):
-        AdversarialLoss("lsgan")
+    with pytest.raises(SrganError, match="unknown kind 'lsgn'; use one of vanilla, ragan, lsgan, hinge, wgan_gp"):
+        AdversarialLoss("lsgn")
 
 
 class LinearCritic(torch.nn.Module):
@@ -181,3 +199,23 @@ def test_perceptual_loss_errors(vgg_block1):
         PerceptualLoss("relu1_1", vgg_block1, criterion="huber")
     with pytest.raises(SrganError, match="no weights for VGG19 layer conv2_1"):
         PerceptualLoss("vgg22", vgg_block1)
+
+
+def test_style_loss_compares_gram_matrices_with_the_layer_weights(vgg_block1):
+    from srgan.losses import gram_matrix
+
+    sr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    loss = PerceptualLoss({"relu1_1": 0.5, "relu1_2": 2.0}, vgg_block1, convention="caffe", criterion="l1")
+    perceptual, style = loss.with_style(sr, hr)
+    assert perceptual.item() == pytest.approx(loss(sr, hr).item(), rel=1e-6)
+    features = VGGFeatureExtractor(["relu1_1", "relu1_2"], vgg_block1, convention="caffe")
+    sr_maps, hr_maps = features(sr), features(hr)
+    expected = sum(weight * F.l1_loss(gram_matrix(sr_maps[name]), gram_matrix(hr_maps[name]))
+                   for name, weight in (("relu1_1", 0.5), ("relu1_2", 2.0)))
+    assert style.item() == pytest.approx(expected.item(), rel=1e-5) and style.item() > 0
+    assert loss.with_style(sr, hr, style=False)[1] is None
+    # channel correlations / (C*H*W), blind to where in the image they occur
+    torch.testing.assert_close(gram_matrix(torch.ones(1, 2, 3, 3)), torch.full((1, 2, 2), 9 / 18))
+    maps = torch.rand(2, 4, 5, 5)
+    shuffled = maps.flatten(2)[..., torch.randperm(25)].reshape(maps.shape)
+    torch.testing.assert_close(gram_matrix(shuffled), gram_matrix(maps))

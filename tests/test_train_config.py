@@ -124,6 +124,19 @@ def test_missing_data_folder_is_reported_before_training(tmp_path, minimal):
         check_resources(config)
 
 
+def test_a_missing_relative_path_says_it_is_read_from_the_working_directory(tmp_path, minimal, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    minimal["data"]["train_dirs"] = ["../shared/data/nowhere"]
+    (tmp_path / "recipes").mkdir()
+    config = load_config(write_config(tmp_path / "recipes" / "c.yaml", minimal))
+    with pytest.raises(SrganError, match=rf"a relative path: read from the working directory {tmp_path}, not from the recipe"):
+        check_resources(config)
+    minimal["data"]["train_dirs"] = [str(tmp_path / "nowhere")]
+    with pytest.raises(SrganError) as absolute:
+        check_resources(load_config(write_config(tmp_path / "c.yaml", minimal)))
+    assert "relative path" not in str(absolute.value)
+
+
 def test_too_small_images_are_reported_before_training(tmp_path, minimal):
     config = load_config(write_config(tmp_path / "c.yaml", minimal), ["data.hr_patch=48"])
     with pytest.raises(SrganError, match=r"32x32 is smaller than the 48x48 HR patch"):

@@ -323,3 +323,45 @@ def test_sample_grid_lays_out_captioned_crops():
     torch.testing.assert_close(first_row[..., 2 * (32 + gap) : 2 * (32 + gap) + 32], sr[:, 4:36, 8:40])
     nearest = first_row[..., :32]
     torch.testing.assert_close(nearest[:, ::4, ::4], lr[:, 1:9, 2:10])
+
+
+def test_validation_scores_each_set_as_srgan_eval_does(tiny_recipe, image_dirs, tmp_path):
+    """One protocol: the numbers validation logs (and best.ckpt follows) are eval's, gray rule and 8 bits included."""
+    from srgan.evaluate import evaluate_models
+    from srgan.imageio import write_image
+
+    gray_dir = tmp_path / "grayset"
+    write_image(gray_dir / "gray.png", _smooth_image(9, 24)[:1])  # a 1-channel file: scored on its gray values
+    config = load_config(tiny_recipe, ["train.iterations=6", "log.val_every=6", "log.plots=true",
+                                       f"data.extra_val_dirs=[{gray_dir}]"])
+    run_dir = train(config, tmp_path / "run")
+    logged = [r for r in read_metrics(run_dir) if r["kind"] == "val"][-1]
+    report = evaluate_models([str(run_dir / "generator.safetensors")], [image_dirs[1], gray_dir], 4)
+    means = {mean.dataset: mean for mean in report.means() if mean.model != "bicubic"}
+    assert logged["psnr"] == pytest.approx(means["val"].psnr, abs=1e-9)
+    assert logged["ssim"] == pytest.approx(means["val"].ssim, abs=1e-9)
+    assert logged["psnr_grayset"] == pytest.approx(means["grayset"].psnr, abs=1e-9)
+    assert logged["ssim_grayset"] == pytest.approx(means["grayset"].ssim, abs=1e-9)
+    assert (run_dir / "plots" / "validation.png").is_file()
+
+
+def test_plain_log_lines_every_log_every_iterations(tiny_recipe, tmp_path, capsys):
+    """Without a progress bar (nohup, SLURM) each log step is a line on the console and in train.log."""
+    run_dir = train(load_config(tiny_recipe, ["preset=gan", "train.iterations=6", "log.every=3"]), tmp_path / "run")
+    lines = [line for line in (run_dir / "train.log").read_text().splitlines() if ": l_" in line]
+    assert [line.split(" INFO ")[1].split(":")[0] for line in lines] == ["iteration 3/6", "iteration 6/6"]
+    last = lines[-1]
+    for part in ("l_g_total ", "l_d ", "lr 0.002", "D(real) ", "D(fake) ", " it/s", "ETA 0:00:00"):
+        assert part in last
+    assert "iteration 6/6: l_" in capsys.readouterr().err
+
+
+def test_image_loops_print_progress_lines_off_a_terminal(monkeypatch, capsys):
+    from srgan import progress
+    from srgan.data.store import progress_bar
+
+    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
+    assert list(progress_bar(range(3), description="preparing sub-images", enabled=None)) == [0, 1, 2]
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"preparing sub-images: {n}/3" for n in (1, 2, 3)]
+    assert "ETA 0:00:00" in lines[-1]

@@ -260,7 +260,8 @@ def evaluate_models(
             # The file's colour model decides, not its pixels: published tables score man.png (RGB
             # with equal channels) on Y but bridge.png (1 channel) on its gray values.
             image_scores = [
-                _score(output, hr, stored.is_gray, protocol, str(stored.pair.hr_path), scorer) for output in outputs
+                score_image(output, hr, stored.is_gray, protocol, str(stored.pair.hr_path), scorer)
+                for output in outputs
             ]
             report.scores += [ImageScore(name, image_name, label, *values) for label, values in zip(labels, image_scores)]
             if figures_dir is not None:
@@ -309,17 +310,25 @@ def _is_bicubic(model) -> bool:
 
 def _upscale_8bit(upscaler, lr: Tensor) -> Tensor:
     """(3,h,w) float -> (3,H,W) model output rounded to 8-bit levels (what a saved PNG would hold)."""
+    return _round_to_8_bits(upscaler.upscale_tensor(lr[None])[0])
+
+
+def _round_to_8_bits(image: Tensor) -> Tensor:
     from srgan.data.store import to_float, to_uint8
 
-    return to_float(to_uint8(upscaler.upscale_tensor(lr[None])[0]))
+    return to_float(to_uint8(image))
 
 
-def _score(
-    output: Tensor, hr: Tensor, gray: bool, protocol: Protocol, image: str, scorer: Scorer | None
+def score_image(
+    output: Tensor, hr: Tensor, gray: bool, protocol: Protocol, image: str, scorer: Scorer | None = None
 ) -> tuple[float, float, dict[str, float]]:
-    """(psnr, ssim, {other metric: value}) of one output against its HR image."""
+    """(PSNR, SSIM, {other metric: value}) of one (3,H,W) model output against its HR image under
+    `protocol`: the output rounded to 8 bits (a no-op for an already rounded one), a gray HR file scored
+    on gray values, the metrics beyond PSNR/SSIM by `scorer`. `srgan eval` and training's validation both
+    score through here, so `best.ckpt` is chosen on the eval table's number."""
     from srgan.metrics import psnr, ssim
 
+    output = _round_to_8_bits(output.float().cpu())
     if gray:
         output, hr = output.mean(dim=0, keepdim=True), hr[:1]
     options = {"crop_border": protocol.crop_border, "y_channel": protocol.y_channel}

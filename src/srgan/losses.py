@@ -1,4 +1,5 @@
-"""Training losses: pixel, perceptual (VGG19 features), adversarial (vanilla, RaGAN, WGAN-GP), total variation.
+"""Training losses: pixel, perceptual and style (VGG19 features), adversarial (vanilla, RaGAN, LSGAN, hinge,
+WGAN-GP), total variation.
 
 Inputs are images as everywhere in srgan (float RGB in [0, 1], NCHW) or discriminator logits (N, 1).
 Each loss returns a scalar tensor; weighting the terms against each other is the trainer's job.
@@ -67,13 +68,29 @@ class PerceptualLoss(nn.Module):
         self.extractor = VGGFeatureExtractor(list(self.layer_weights), weights_path, convention)
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        return self.with_style(sr, hr, style=False)[0]
+
+    def with_style(self, sr: Tensor, hr: Tensor, *, style: bool = True) -> tuple[Tensor, Tensor | None]:
+        """(perceptual loss, style loss) from one VGG pass; the style loss compares the layers' Gram
+        matrices (channel correlations, divided by C*H*W as BasicSR does) with the same criterion and
+        layer weights; None when `style` is false."""
         sr_features = self.extractor(sr)
         with torch.no_grad():  # HR is the target: no gradient, no stored activations
             hr_features = self.extractor(hr)
-        return sum(
-            weight * self._criterion(sr_features[name] * self.rescale, hr_features[name] * self.rescale)
-            for name, weight in self.layer_weights.items()
-        )
+        pairs = [(weight, sr_features[name] * self.rescale, hr_features[name] * self.rescale)
+                 for name, weight in self.layer_weights.items()]
+        perceptual = sum(weight * self._criterion(sr_map, hr_map) for weight, sr_map, hr_map in pairs)
+        if not style:
+            return perceptual, None
+        return perceptual, sum(weight * self._criterion(gram_matrix(sr_map), gram_matrix(hr_map))
+                               for weight, sr_map, hr_map in pairs)
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N, C, C) channel correlations divided by C*H*W."""
+    batch, channels, height, width = features.shape
+    flat = features.reshape(batch, channels, height * width)
+    return flat @ flat.transpose(1, 2) / (channels * height * width)
 
 
 def _bce(logits: Tensor, target_is_real: bool) -> Tensor:
@@ -88,13 +105,18 @@ class AdversarialLoss:
     - "ragan" (ESRGAN): relativistic average GAN, D_Ra(a, b) = sigmoid(C(a) - mean C(b)); D pushes
       D_Ra(real, fake) -> 1 and D_Ra(fake, real) -> 0, G the opposite, and both terms are averaged
       as in the ESRGAN code, so its weight 5e-3 applies unchanged. G needs the real logits too.
+    - "lsgan" (Mao et al. 2017): least squares, D pushes D(real) -> 1 and D(fake) -> 0, G pushes
+      D(fake) -> 1.
+    - "hinge" (Lim & Ye 2017; SAGAN): D minimises relu(1 - D(real)) + relu(1 + D(fake)), G -mean D(fake).
     - "wgan_gp": Wasserstein critic, D minimises mean C(fake) - mean C(real), G minimises
       -mean C(fake); add `gradient_penalty` to the critic loss (and build the critic without BatchNorm).
 
-    Discriminator losses average their real and fake terms.
+    Discriminator losses average their real and fake terms. Only "vanilla" and "ragan" read the
+    outputs as logits of a probability (`RAW_SCORE_KINDS` are the others).
     """
 
-    KINDS = ("vanilla", "ragan", "wgan_gp")
+    KINDS = ("vanilla", "ragan", "lsgan", "hinge", "wgan_gp")
+    RAW_SCORE_KINDS = ("lsgan", "hinge", "wgan_gp")
 
     def __init__(self, kind: str = "vanilla"):
         if kind not in self.KINDS:
@@ -107,6 +129,10 @@ class AdversarialLoss:
             return 0.5 * (_bce(real_logits, True) + _bce(fake_logits, False))
         if self.kind == "ragan":
             return 0.5 * (_bce(real_logits - fake_logits.mean(), True) + _bce(fake_logits - real_logits.mean(), False))
+        if self.kind == "lsgan":
+            return 0.5 * ((real_logits - 1).pow(2).mean() + fake_logits.pow(2).mean())
+        if self.kind == "hinge":
+            return 0.5 * (F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean())
         return fake_logits.mean() - real_logits.mean()
 
     def generator_loss(self, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
@@ -119,6 +145,8 @@ class AdversarialLoss:
             # D(hr) does not depend on G: no gradient needed through it
             real_logits = real_logits.detach()
             return 0.5 * (_bce(real_logits - fake_logits.mean(), False) + _bce(fake_logits - real_logits.mean(), True))
+        if self.kind == "lsgan":
+            return (fake_logits - 1).pow(2).mean()
         return -fake_logits.mean()
 
 

@@ -18,7 +18,7 @@ LOG_INTERVAL_SECONDS = 5.0
 PROGRESS_MODES = ("auto", "bar", "log", "off")
 
 
-def _clock_text(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
@@ -29,6 +29,25 @@ def _resolve_mode(mode: str, stream) -> str:
     if mode == "auto":
         return "bar" if getattr(stream, "isatty", lambda: False)() else "log"
     return mode
+
+
+def progress_lines(iterable, *, total: int | None, description: str, stream=None, clock: Callable[[], float] = time.monotonic):
+    """Yield from `iterable`, printing `DESCRIPTION: 37/147, 1.9/s, ETA 0:00:53` every LOG_INTERVAL_SECONDS.
+
+    For a loop whose stream is not a terminal, where a bar cannot be drawn (`srgan train` under nohup
+    decoding or preparing its photos).
+    """
+    stream = sys.stderr if stream is None else stream
+    started = last = clock()
+    for done, item in enumerate(iterable, start=1):
+        yield item
+        now = clock()
+        if now - last >= LOG_INTERVAL_SECONDS:
+            last = now
+            rate = done / max(now - started, 1e-9)
+            counted = f"{done}/{total}" if total else str(done)
+            eta = f", ETA {clock_text((total - done) / rate)}" if total else ""
+            print(f"{description}: {counted}, {rate:.3g}/s{eta}", file=stream, flush=True)
 
 
 class BatchProgress:
@@ -119,7 +138,7 @@ class BatchProgress:
             average = self.pixels_seen / started if started else 0
             remaining = self.pixels_seen - done_pixels + average * (self.total_images - started)
             if self.images_done < self.total_images:
-                line += f", ETA {_clock_text(remaining / rate)}"
+                line += f", ETA {clock_text(remaining / rate)}"
         return line
 
     def _maybe_log(self) -> None:
@@ -175,7 +194,7 @@ class FrameProgress:
         line = f"srgan: {self.name} {step.done}/{step.total if step.total is not None else '?'} frames"
         line += f", {step.fps:.3g} fps"
         if step.eta_seconds is not None and step.done != step.total:
-            line += f", ETA {_clock_text(step.eta_seconds)}"
+            line += f", ETA {clock_text(step.eta_seconds)}"
         return line
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 SRResNet's topology with every BatchNorm removed and each residual block replaced by a
 Residual-in-Residual Dense Block (three 5-conv dense blocks). Residual branches are scaled by 0.2
-and the dense-block convs start from MSRA init x 0.1, the paper's two stabilisers. Upsampling is
+and the dense-block convs start from MSRA init x 0.1, the paper's two stabilisers; untrained, the
+network is bilinear upsampling (`srgan.archs.passthrough`). Upsampling is
 nearest x2 + conv, twice. With 23 blocks, 64 features and growth 32 it has 16,697,987 parameters
 at x4.
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srgan.archs.passthrough import BILINEAR_AFTER_NEAREST_X2, pass_channels_, read_channels_, zero_rows_
 from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.errors import SrganError
 
@@ -112,6 +114,18 @@ class RRDBNet(nn.Module):
         self.conv_hr = nn.Conv2d(num_features, num_features, 3, padding=1)
         self.conv_last = nn.Conv2d(num_features, out_channels, 3, padding=1)
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
+        self._start_as_upsampler(min(in_channels, out_channels, num_features))
+
+    def _start_as_upsampler(self, channels: int) -> None:
+        # see srgan.archs.passthrough; after a pixel-unshuffle by f the first sample of each f x f block is
+        # copied. Each nearest x2 + conv_up stage starts as bilinear x2, so the untrained network is bilinear
+        # upsampling: a plain copy there (nearest) left the 300-iteration quick preset below bicubic.
+        pass_channels_(self.conv_first, channels, source_stride=self.unshuffle_factor**2)
+        zero_rows_(self.conv_body, channels)
+        for conv in (self.conv_up1, self.conv_up2):
+            pass_channels_(conv, channels, kernel=BILINEAR_AFTER_NEAREST_X2)
+        pass_channels_(self.conv_hr, channels)
+        read_channels_(self.conv_last, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]

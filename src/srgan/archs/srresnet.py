@@ -2,7 +2,8 @@
 
 9x9 head conv + PReLU; `num_blocks` residual blocks (conv-BN-PReLU-conv-BN + skip); conv-BN and a
 global skip over the whole body; sub-pixel upsampling; 9x9 tail conv. At x4 with the paper's sizes
-(64 features, 16 blocks) it has 1,549,462 parameters. The output is not clamped.
+(64 features, 16 blocks) it has 1,549,462 parameters. The output is not clamped. Untrained, it is
+nearest-neighbour upsampling (`srgan.archs.passthrough`).
 
 This module also holds the sub-pixel upsampler shared by the other pixel-shuffle networks (EDSR,
 WDRN), with ICNR initialisation against checkerboard artefacts.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from srgan.archs.passthrough import pass_channels_, read_channels_
 from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.errors import SrganError
 
@@ -101,6 +103,20 @@ class SRResNet(nn.Module):
         )
         self.upsample = SubpixelUpsampler(num_features, scale, "srresnet", activation=nn.PReLU)
         self.tail = nn.Conv2d(num_features, out_channels, 9, padding=4)
+        self._start_as_upsampler(min(in_channels, out_channels, num_features))
+
+    @torch.no_grad()
+    def _start_as_upsampler(self, channels: int) -> None:
+        # see srgan.archs.passthrough; the last BatchNorm of each residual block and of the body tail
+        # starts at weight 0, so every residual branch starts as zero (Goyal et al. 2017, "zero-gamma")
+        pass_channels_(self.head[0], channels)
+        for block in self.body:
+            nn.init.zeros_(block.bn2.weight)
+        nn.init.zeros_(self.body_tail[1].weight)
+        for module in self.upsample:
+            if isinstance(module, nn.Conv2d):
+                pass_channels_(module, channels, repeat=module.out_channels // module.in_channels)
+        read_channels_(self.tail, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.head(x)

@@ -16,6 +16,7 @@ earlier stage should contribute without that choice being folded into one big fu
 - Global fusion: the outputs of all blocks are combined by another weighted concatenation, a 1x1
   conv and a 3x3 conv, then added to the shallow features (global skip).
 - Tail: ICNR-initialised conv + PixelShuffle stages (x2, x3, x4, x8), then a 3x3 conv to RGB.
+- Untrained, the network is nearest-neighbour upsampling (`srgan.archs.passthrough`).
 
 `wdrn_x4` (64 features, 8 blocks of 4 layers, growth 32) has about 1.5 M parameters, the size of
 SRResNet and EDSR-baseline, so it can be compared with them at equal budget.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from srgan.archs.passthrough import pass_channels_, read_channels_, zero_rows_
 from srgan.archs.spec import NetworkSpec, numbered, spec_from_shapes
 from srgan.archs.srresnet import SubpixelUpsampler
 
@@ -92,6 +94,16 @@ class WDRN(nn.Module):
         )
         self.upsample = SubpixelUpsampler(num_features, scale, "wdrn")
         self.conv_last = nn.Conv2d(num_features, out_channels, 3, padding=1)
+        self._start_as_upsampler(min(in_channels, out_channels, num_features))
+
+    def _start_as_upsampler(self, channels: int) -> None:
+        # see srgan.archs.passthrough: the shallow maps carrying the image pass the global skip and the tail
+        pass_channels_(self.conv_first, channels)
+        zero_rows_(self.global_fusion[1], channels)
+        for module in self.upsample:
+            if isinstance(module, nn.Conv2d):
+                pass_channels_(module, channels, repeat=module.out_channels // module.in_channels)
+        read_channels_(self.conv_last, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shallow = self.conv_first(x)

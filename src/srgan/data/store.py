@@ -24,9 +24,13 @@ DEFAULT_CACHE_BYTES = 4 * 2**30
 
 
 def progress_bar(iterable, *, total: int | None = None, description: str, enabled: bool | None):
-    """tqdm on stderr; `enabled=None` shows it only when stderr is a terminal."""
-    disable = not sys.stderr.isatty() if enabled is None else not enabled
-    return tqdm(iterable, total=total, desc=description, unit="img", file=sys.stderr, disable=disable)
+    """tqdm on stderr; `enabled=None` draws it on a terminal and prints a progress line every few seconds elsewhere."""
+    from srgan.progress import progress_lines
+
+    if enabled is None and not sys.stderr.isatty():
+        total = len(iterable) if total is None and hasattr(iterable, "__len__") else total
+        return progress_lines(iterable, total=total, description=description)
+    return tqdm(iterable, total=total, desc=description, unit="img", file=sys.stderr, disable=not enabled)
 
 
 def to_uint8(pixels: Tensor) -> Tensor:

@@ -44,6 +44,9 @@ class DataConfig:
     train_lr_dirs: list[str] | None = None
     val_dir: str | None = None
     val_lr_dir: str | None = None
+    # more validation sets (BasicSR's val_2, val_3, ...), each scored, logged and plotted under its
+    # folder name; best.ckpt follows val_dir
+    extra_val_dirs: list[str] = field(default_factory=list)
     hr_patch: int = 96
     batch_size: int = 16
     patches_per_image: int = 1
@@ -73,17 +76,20 @@ class PixelLossConfig:
 
 @dataclass
 class PerceptualLossConfig:
-    layer: str = "vgg54"
+    # one layer name, or {layer: weight} (BasicSR's layer_weights), e.g. {conv2_2: 0.5, conv3_4: 1.0}
+    layer: str | dict[str, float] = "vgg54"
     weights: str = ""
     convention: Literal["caffe", "torchvision"] = "torchvision"
     criterion: Literal["l1", "mse"] = "mse"
     rescale: float = 1.0
     weight: float = 1.0
+    # Gram-matrix (style) loss on the same layers (BasicSR's style_weight; 0 = off)
+    style_weight: float = 0.0
 
 
 @dataclass
 class AdversarialLossConfig:
-    kind: Literal["vanilla", "ragan", "wgan_gp"] = "vanilla"
+    kind: Literal["vanilla", "ragan", "lsgan", "hinge", "wgan_gp"] = "vanilla"
     weight: float = 1e-3
     gradient_penalty_weight: float = 10.0
 
@@ -105,10 +111,16 @@ class OptimizerConfig:
 
 @dataclass
 class ScheduleConfig:
-    kind: Literal["constant", "multistep", "cosine"] = "constant"
+    # cosine: one half-cosine over the run; cosine_restarts: one per entry of `periods` (BasicSR's
+    # CosineAnnealingRestartLR), each restarting at lr x its `restart_weights` entry
+    kind: Literal["constant", "multistep", "cosine", "cosine_restarts"] = "constant"
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.5
     min_lr: float = 1e-7
+    periods: list[int] = field(default_factory=list)
+    restart_weights: list[float] = field(default_factory=list)
+    # linear ramp from lr/warmup_iterations to lr over the first iterations (BasicSR's warmup_iter; 0 = off)
+    warmup_iterations: int = 0
 
 
 @dataclass
@@ -121,6 +133,10 @@ class LoopConfig:
     grad_clip: float = 0.0
     # Generator-only pixel-loss iterations before the adversarial phase (stands in for a pretrained init).
     pixel_warmup_iterations: int = 0
+    # adversarial phase: D steps every iteration, G every d_steps_per_g_step-th (BasicSR's net_d_iters),
+    # and not at all in the first d_init_iterations (BasicSR's net_d_init_iters)
+    d_steps_per_g_step: int = 1
+    d_init_iterations: int = 0
     deterministic: bool = False
     # torch.compile the generator and discriminator: faster steps on a GPU after a minute of compiling
     compile: bool = False
@@ -233,9 +249,14 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         candidates = [arg for arg in args if arg is not type(None)]
-        if len(candidates) == 1:
-            return _convert(value, candidates[0], where)
-        raise TypeError(f"unsupported config annotation {annotation} at {where}")
+        if len(candidates) > 1:
+            # str | dict[...]: the candidate of the value's own kind
+            matching = [arg for arg in candidates if isinstance(value, typing.get_origin(arg) or arg)]
+            if not matching:
+                raise SrganError(f"config key '{where}': expected {' or '.join(_type_name(arg) for arg in candidates)}, "
+                                 f"got {value!r} ({type(value).__name__}); fix the value")
+            candidates = matching[:1]
+        return _convert(value, candidates[0], where)
     if origin is Literal:
         if isinstance(value, bool) and {"on", "off"} <= set(args):
             # YAML 1.1 reads a bare on/off as a boolean; take it back as the word the user wrote
@@ -253,7 +274,8 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise _type_error(where, value, annotation)
-        return dict(value)
+        key_type, value_type = args or (Any, Any)
+        return {_convert(key, key_type, where): _convert(item, value_type, f"{where}.{key}") for key, item in value.items()}
     if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if annotation is int and isinstance(value, int) and not isinstance(value, bool):
@@ -408,6 +430,8 @@ def validate_values(config: TrainConfig) -> None:
     if data.train_lr_dirs is not None:
         _require(not data.prepare, "data.prepare", "set it to false for paired data (sub-images are cut from HR only)")
         _require(data.loader == "workers", "data.loader", "use 'workers' for paired data")
+    if data.extra_val_dirs:
+        _require(data.val_dir is not None, "data.extra_val_dirs", "needs data.val_dir (the set best.ckpt follows)")
     if data.prepare:
         _require(data.subimage_size >= data.hr_patch, "data.subimage_size", "must be at least data.hr_patch")
     if config.discriminator is not None and config.discriminator.arch == "srgan_discriminator":
@@ -432,6 +456,17 @@ def validate_values(config: TrainConfig) -> None:
         _require(len(optimizer.betas) == 2, f"{key}.betas", "give two values, e.g. [0.9, 0.999]")
     schedule = config.schedule
     _require(schedule.milestones == sorted(schedule.milestones), "schedule.milestones", "must be increasing")
+    _require(schedule.warmup_iterations >= 0, "schedule.warmup_iterations", "must be 0 (off) or more")
+    if schedule.kind == "cosine_restarts":
+        _require(bool(schedule.periods) and all(period >= 1 for period in schedule.periods), "schedule.periods",
+                 "list one length (>= 1 iteration) per cosine cycle, e.g. [250000, 250000, 250000, 250000]")
+        _require(len(schedule.restart_weights) == len(schedule.periods), "schedule.restart_weights",
+                 f"give one weight per period ({len(schedule.periods)}), e.g. [1, 1, 1, 1]")
+    _require(loop.d_steps_per_g_step >= 1, "train.d_steps_per_g_step", "must be at least 1")
+    _require(loop.d_init_iterations >= 0, "train.d_init_iterations", "must be 0 or more")
+    if loop.d_steps_per_g_step > 1 or loop.d_init_iterations:
+        _require(config.discriminator is not None, "train.d_steps_per_g_step" if loop.d_steps_per_g_step > 1
+                 else "train.d_init_iterations", "is for GAN recipes (with a discriminator)")
     losses = config.losses
     if not any((losses.pixel, losses.perceptual, losses.adversarial)):
         raise SrganError("config section 'losses': enable at least one of pixel, perceptual, adversarial")
@@ -450,6 +485,8 @@ def validate_values(config: TrainConfig) -> None:
         )
     if losses.perceptual is not None:
         _require(bool(losses.perceptual.weights), "losses.perceptual.weights", "give the VGG19 weights file to use")
+        _require(bool(losses.perceptual.layer), "losses.perceptual.layer", "name a layer or give {layer: weight, ...}")
+        _require(losses.perceptual.style_weight >= 0, "losses.perceptual.style_weight", "must be 0 (off) or positive")
 
 
 def _discriminator_option(config: TrainConfig, name: str) -> Any:
@@ -479,7 +516,8 @@ def check_resources(config: TrainConfig) -> None:
         minimum = data.hr_patch
         for folder in data.train_dirs:
             _check_image_sizes(Path(folder), minimum)
-    for key, folder in (("data.val_dir", data.val_dir), ("data.val_lr_dir", data.val_lr_dir)):
+    for key, folder in (("data.val_dir", data.val_dir), ("data.val_lr_dir", data.val_lr_dir),
+                        *((f"data.extra_val_dirs[{index}]", folder) for index, folder in enumerate(data.extra_val_dirs))):
         if folder is not None:
             _check_folder(key, Path(folder))
     if data.val_metrics:
@@ -491,13 +529,14 @@ def check_resources(config: TrainConfig) -> None:
             raise SrganError(f"config key 'data.val_metrics': {error}") from None
     if config.generator.init and not Path(config.generator.init).is_file():
         raise SrganError(
-            f"config key 'generator.init': {config.generator.init} not found; train and export that model first "
+            f"config key 'generator.init': {config.generator.init} not found{_relative_note(config.generator.init)}; train and export that model first "
             "(see docs/TRAINING.md) or set generator.init=null with train.pixel_warmup_iterations"
         )
     if config.discriminator is not None and config.discriminator.init:
         if not Path(config.discriminator.init).is_file():
             raise SrganError(
-                f"config key 'discriminator.init': {config.discriminator.init} not found; give a training "
+                f"config key 'discriminator.init': {config.discriminator.init} not found"
+                f"{_relative_note(config.discriminator.init)}; give a training "
                 "checkpoint (.ckpt) or a discriminator state dict (.pth/.safetensors), or set discriminator.init=null"
             )
     perceptual = config.losses.perceptual
@@ -506,7 +545,7 @@ def check_resources(config: TrainConfig) -> None:
             VGGFeatureExtractor(perceptual.layer, perceptual.weights, perceptual.convention)
         except SrganError as error:
             raise SrganError(
-                f"config section 'losses.perceptual' ({perceptual.layer}): {error} "
+                f"config section 'losses.perceptual' ({perceptual.layer}): {error}{_relative_note(perceptual.weights)} "
                 "(`srgan models fetch-vgg19` downloads the full VGG19)"
             ) from None
     if config.discriminator is not None:
@@ -518,13 +557,20 @@ def check_resources(config: TrainConfig) -> None:
             ) from None
 
 
+def _relative_note(path: str | Path) -> str:
+    """For an error about a path: where a relative one was looked for (the working directory, not the recipe's folder)."""
+    if Path(path).is_absolute():
+        return ""
+    return f" (a relative path: read from the working directory {Path.cwd()}, not from the recipe's folder)"
+
+
 def _check_folder(key: str, folder: Path) -> None:
     from srgan.data.files import images_in_folder
 
     try:
         images_in_folder(folder)
     except SrganError as error:
-        raise SrganError(f"config key '{key}': {error}") from None
+        raise SrganError(f"config key '{key}': {error}{_relative_note(folder)}") from None
 
 
 def _check_image_sizes(folder: Path, minimum: int) -> None:

@@ -163,6 +163,12 @@ class SRModule(nn.Module):
     def in_warmup(self, iteration: int) -> bool:
         return iteration <= self.config.train.pixel_warmup_iterations
 
+    def steps_generator(self, iteration: int) -> bool:
+        """In the adversarial phase: G steps after the D-only iterations, every d_steps_per_g_step-th iteration."""
+        loop = self.config.train
+        adversarial = iteration - loop.pixel_warmup_iterations
+        return adversarial > loop.d_init_iterations and adversarial % loop.d_steps_per_g_step == 0
+
     def training_step(
         self, lr: Tensor, hr: Tensor, iteration: int, runner: StepRunner, optimizers: dict[str, torch.optim.Optimizer]
     ) -> dict[str, Tensor]:
@@ -172,10 +178,12 @@ class SRModule(nn.Module):
         elif self.in_warmup(iteration):
             logs = self._warmup_step(lr, hr, runner, optimizers["generator"])
         else:
-            with runner.autocast():
+            steps_generator = self.steps_generator(iteration)
+            with runner.autocast(), torch.set_grad_enabled(steps_generator):
                 fake = self.generator(lr)
             logs = self._discriminator_step(hr, fake, runner, optimizers["discriminator"])
-            logs |= self._generator_step(lr, hr, runner, optimizers["generator"], fake=fake)
+            if steps_generator:
+                logs |= self._generator_step(lr, hr, runner, optimizers["generator"], fake=fake)
         if self.ema is not None:
             self.ema.update(self.generator, iteration)
         return logs
@@ -195,8 +203,13 @@ class SRModule(nn.Module):
             terms: dict[str, Tensor] = {}
             if self.pixel_loss is not None and settings.pixel.weight > 0:
                 terms["l_g_pix"] = settings.pixel.weight * self.pixel_loss(sr, hr)
-            if self.perceptual_loss is not None and settings.perceptual.weight > 0:
-                terms["l_g_percep"] = settings.perceptual.weight * self.perceptual_loss(sr, hr)
+            perceptual = settings.perceptual
+            if self.perceptual_loss is not None and (perceptual.weight > 0 or perceptual.style_weight > 0):
+                percep, style = self.perceptual_loss.with_style(sr, hr, style=perceptual.style_weight > 0)
+                if perceptual.weight > 0:
+                    terms["l_g_percep"] = perceptual.weight * percep
+                if style is not None:
+                    terms["l_g_style"] = perceptual.style_weight * style
             if settings.tv_weight > 0:
                 from srgan.losses import tv_loss
 
@@ -233,8 +246,8 @@ class SRModule(nn.Module):
         total = sum(terms.values())
         runner.optimize("l_d_total", total, optimizer, list(self.discriminator.parameters()))
         logs = {key: value.detach() for key, value in terms.items()}
-        if settings.kind == "wgan_gp":
-            # a critic's scores are unbounded; σ of them means nothing, so its raw means are logged
+        if settings.kind in self.adversarial_loss.RAW_SCORE_KINDS:
+            # a critic's (or LSGAN's, hinge's) scores are no logits; σ of them means nothing, so raw means are logged
             logs["critic_real"] = real_logits.detach().float().mean()
             logs["critic_fake"] = fake_logits.detach().float().mean()
         else:

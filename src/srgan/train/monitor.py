@@ -75,7 +75,11 @@ def warnings_logged() -> Iterator[None]:
 
 def record_error(message: str) -> None:
     """Put the error that ends a run into train.log (the CLI prints it on the console itself)."""
-    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
+    _log_to_file(logging.ERROR, message)
+
+
+def _log_to_file(level: int, message: str) -> None:
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None)
     for handler in logger.handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
@@ -129,6 +133,23 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
+# log-line labels of the discriminator scores (σ of the logits; raw scores for WGAN-GP, LSGAN, hinge)
+_SCORE_LABELS = {"discriminator_score": "D(real)", "generator_score": "D(fake)",
+                 "critic_real": "D(real) raw", "critic_fake": "D(fake) raw"}
+
+
+def train_log_line(iteration: int, total: int, values: dict[str, float], speed: float, eta_seconds: float) -> str:
+    """`iteration 120/300: l_g_pix 0.0123, l_g_total 0.0123, lr 5.00e-04, D(real) 0.61, D(fake) 0.32, 2.31 it/s, ETA 0:01:18`."""
+    from srgan.progress import clock_text
+
+    parts = [f"{key} {value:.4g}" for key, value in values.items() if key.startswith("l_")]
+    if "lr_g" in values:
+        parts.append(f"lr {values['lr_g']:.3g}")
+    parts += [f"{label} {values[key]:.3g}" for key, label in _SCORE_LABELS.items() if key in values]
+    parts += [f"{speed:.3g} it/s", f"ETA {clock_text(eta_seconds)}"]
+    return f"iteration {iteration}/{total}: " + ", ".join(parts)
+
+
 class Monitor:
     """Progress bar, metrics.jsonl and TensorBoard for one run (main process only)."""
 
@@ -148,8 +169,9 @@ class Monitor:
             dynamic_ncols=True,
             disable={"on": False, "off": True, "auto": None}[progress],
         )
-        self._last_time = time.perf_counter()
-        self._last_iteration = start_iteration
+        self._last_time = self._started = time.perf_counter()
+        self._last_iteration = self._start_iteration = start_iteration
+        self._total = total_iterations
 
     def _drop_records_after(self, iteration: int) -> None:
         """A resumed run repeats the iterations after its checkpoint: forget what the killed run logged there."""
@@ -180,6 +202,13 @@ class Monitor:
         record = {"kind": "train", "iteration": iteration, **values, "it_per_s": speed}
         self._write(record)
         self._bar.set_postfix({key: f"{value:.4g}" for key, value in values.items() if key.startswith("l_")}, refresh=False)
+        overall = (iteration - self._start_iteration) / max(now - self._started, 1e-9)
+        line = train_log_line(iteration, self._total, values, speed, (self._total - iteration) / max(overall, 1e-9))
+        if self._bar.disable:
+            # no progress bar (stderr is not a terminal, or log.progress is off): a plain line instead
+            logger.info(line)
+        else:
+            _log_to_file(logging.INFO, line)
 
     def log_validation(self, iteration: int, values: dict[str, float]) -> None:
         self._write({"kind": "val", "iteration": iteration, **values})
@@ -204,7 +233,22 @@ class Monitor:
 # --- plots ----------------------------------------------------------------------------------------
 
 _SCORE_KEYS = {"discriminator_score": "discriminator score: mean σ(D(real))", "generator_score": "generator score: mean σ(D(G(z)))",
-               "critic_real": "WGAN-GP critic: mean D(real), raw", "critic_fake": "WGAN-GP critic: mean D(G(z)), raw"}
+               "critic_real": "raw scores (WGAN-GP critic, LSGAN, hinge): mean D(real)",
+               "critic_fake": "raw scores (WGAN-GP critic, LSGAN, hinge): mean D(G(z))"}
+
+
+def _validation_keys(val: list[dict[str, Any]]) -> list[str]:
+    """Every metric scored on data.val_dir (psnr, ssim, then data.val_metrics), then METRIC_LABEL of
+    each extra validation set, in the metric table's order."""
+    order = list(METRICS)
+    keys = {key for record in val for key in record if key.partition("_")[0] in METRICS}
+    return sorted(keys, key=lambda key: (key.partition("_")[2], order.index(key.partition("_")[0])))
+
+
+def _validation_title(key: str) -> str:
+    metric, _, label = key.partition("_")
+    where = f" on {label}" if label else ""
+    return f"validation {metric.upper()}{where} (as srgan eval: crop = scale, 8-bit; {METRICS[metric].direction})"
 
 
 def plot_metrics(run_dir: str | Path) -> list[Path]:
@@ -221,8 +265,7 @@ def plot_metrics(run_dir: str | Path) -> list[Path]:
     loss_keys = sorted({key for record in train for key in record if key.startswith("l_")})
     panels = {
         "losses.png": [(key, key, train) for key in loss_keys],
-        "validation.png": [(key, f"validation {key.upper()} (crop = scale; {METRICS[key].direction})", val)
-                           for key in METRICS],
+        "validation.png": [(key, _validation_title(key), val) for key in _validation_keys(val)],
         "discriminator.png": [(key, title, train) for key, title in _SCORE_KEYS.items()],
     }
     written = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import math
 import time
@@ -25,7 +26,7 @@ from srgan.errors import SrganError
 from srgan.fileutil import atomic_write, remove_stale_partials
 from srgan.train import checkpoint as ckpt
 from srgan.train import distributed
-from srgan.train.config import TrainConfig, check_resources
+from srgan.train.config import ScheduleConfig, TrainConfig, check_resources
 from srgan.train.module import SRModule
 from srgan.train.monitor import (
     SAMPLES_DIR,
@@ -70,13 +71,33 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, resume: str | 
         distributed.leave_process_group()
 
 
-def _build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
-    schedule = config.schedule
+def lr_factor(schedule: ScheduleConfig, iterations: int, base_lr: float, step: int) -> float:
+    """The learning rate of iteration `step + 1` as a multiple of `base_lr` (BasicSR's schedules, counted in
+    global iterations): a linear warm-up ramp over the first `warmup_iterations`, times the schedule's factor."""
+    ramp = min(1.0, (step + 1) / schedule.warmup_iterations) if schedule.warmup_iterations else 1.0
     if schedule.kind == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, schedule.milestones, gamma=schedule.gamma)
+        return ramp * schedule.gamma ** sum(milestone <= step for milestone in schedule.milestones)
+    if schedule.kind == "constant":
+        return ramp
     if schedule.kind == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.train.iterations, eta_min=schedule.min_lr)
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+        weight, position, period = 1.0, min(step, iterations), iterations
+    else:  # cosine_restarts: the cycle `step` falls in (the last one's end is held after it)
+        start = 0
+        for period, weight in zip(schedule.periods, schedule.restart_weights):
+            if step < start + period:
+                break
+            start += period
+        else:
+            start -= period
+        position = min(step - start, period)
+    cosine = schedule.min_lr + weight * (base_lr - schedule.min_lr) * (1 + math.cos(math.pi * position / period)) / 2
+    return ramp * cosine / base_lr
+
+
+def _build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    base_lr = optimizer.param_groups[0]["lr"]
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(lr_factor, config.schedule, config.train.iterations, base_lr))
 
 
 class Trainer:
@@ -224,13 +245,19 @@ class Trainer:
                                  augment=data.augment)
             yield distributed.own_rows(batch, self.place)
 
-    def _validation_set(self):
+    def _validation_sets(self) -> list[tuple[str, Any]]:
+        """(label, ImageFolderPairs) for data.val_dir, then each of data.extra_val_dirs."""
         from srgan.data import ImageFolderPairs
+        from srgan.data.files import unique_folder_labels
 
         data = self.config.data
         if data.val_dir is None:
-            return None
-        return ImageFolderPairs(data.val_dir, scale=self.config.scale, lr_dir=data.val_lr_dir)
+            return []
+        folders = [data.val_dir, *data.extra_val_dirs]
+        labels = unique_folder_labels([Path(folder) for folder in folders])
+        lr_dirs = [data.val_lr_dir] + [None] * len(data.extra_val_dirs)
+        return [(label, ImageFolderPairs(folder, scale=self.config.scale, lr_dir=lr_dir))
+                for label, folder, lr_dir in zip(labels, folders, lr_dirs)]
 
     # --- checkpoints -------------------------------------------------------------------------------
 
@@ -301,7 +328,9 @@ class Trainer:
             for name, optimizer in optimizers.items():
                 optimizer.load_state_dict(state["optimizers"][name])
             for name, scheduler in schedulers.items():
-                scheduler.load_state_dict(state["schedulers"][name])
+                # a LambdaLR's state is its step count; checkpoints from before the schedules were LambdaLRs
+                # (MultiStepLR, CosineAnnealingLR) lack its lr_lambdas entry but resume the same
+                scheduler.load_state_dict({"lr_lambdas": [None], **state["schedulers"][name]})
         except (KeyError, RuntimeError, ValueError) as error:
             first_line = str(error).strip().splitlines()[0]
             raise SrganError(
@@ -334,37 +363,47 @@ class Trainer:
     # --- validation --------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def validate(self, module: SRModule, val_set) -> dict[str, float]:
-        """PSNR/SSIM (Y channel, crop = scale) over the validation images; saves a sample grid."""
-        from srgan.metrics import psnr, ssim
+    def validate(self, module: SRModule, val_sets: list[tuple[str, Any]]) -> dict[str, float]:
+        """Mean PSNR/SSIM (and `data.val_metrics`) per validation set, scored as `srgan eval` scores
+        (`evaluate.score_image`: 8-bit output, Y channel, crop = scale, gray rule); a sample grid of the
+        first set.
+
+        The first set's scores are `psnr`/`ssim`/... (they choose best.ckpt), the others' `psnr_LABEL`, ....
+        """
+        from srgan.evaluate import Protocol, score_image
 
         if self._val_scorer is None and self.config.data.val_metrics:
             from srgan.quality.registry import Scorer
 
             self._val_scorer = Scorer(self.config.data.val_metrics, device=str(self.device))
-        extra: dict[str, list[float]] = {}
         scale = self.config.scale
-        limit = self.config.data.val_max_images or len(val_set)
+        protocol = Protocol(scale, y_channel=True, crop_border=scale)
         network = module.inference_generator
         was_training = network.training
         network.eval()
-        psnrs, ssims, samples = [], [], []
-        for index in range(min(limit, len(val_set))):
-            _, lr, hr = val_set[index]
-            sr = network(lr.unsqueeze(0).to(self.device)).float().clamp(0, 1).cpu()
-            psnrs.append(psnr(sr, hr.unsqueeze(0), crop_border=scale).item())
-            ssims.append(ssim(sr, hr.unsqueeze(0), crop_border=scale).item())
-            if self._val_scorer is not None:
-                for name, value in self._val_scorer.score(sr, hr.unsqueeze(0), crop_border=scale).items():
-                    extra.setdefault(name, []).append(value.item())
-            if index < self.config.log.sample_images:
-                samples.append((lr, sr[0], hr))
+        scores: dict[str, float] = {}
+        samples = []
+        for position, (label, val_set) in enumerate(val_sets):
+            limit = min(self.config.data.val_max_images or len(val_set), len(val_set))
+            values: dict[str, list[float]] = {}
+            for index in range(limit):
+                _, lr, hr = val_set[index]
+                stored = val_set.store.images[index]
+                sr = network(lr.unsqueeze(0).to(self.device)).float().clamp(0, 1).cpu()[0]
+                psnr_value, ssim_value, extra = score_image(
+                    sr, hr, stored.is_gray, protocol, str(stored.pair.hr_path), self._val_scorer
+                )
+                for name, value in {"psnr": psnr_value, "ssim": ssim_value, **extra}.items():
+                    values.setdefault(name, []).append(value)
+                if position == 0 and index < self.config.log.sample_images:
+                    samples.append((lr, sr, hr))
+            suffix = f"_{label}" if position else ""
+            scores.update({f"{name}{suffix}": sum(series) / len(series) for name, series in values.items()})
         network.train(was_training)
         if samples:
             grid_path = self.run_dir / SAMPLES_DIR / f"iter_{self.iteration:08d}.png"
             save_sample_grid(grid_path, samples, scale=scale, crop=self.config.log.sample_crop)
-        means = {name: sum(values) / len(values) for name, values in extra.items()}
-        return {"psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims), **means}
+        return scores
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -427,13 +466,13 @@ class Trainer:
         if self.is_main:
             self._write_config()
         batches = self._train_batches()
-        val_set = self._validation_set()
+        val_sets = self._validation_sets()
         monitor = None
         if self.is_main:
             monitor = Monitor(self.run_dir, start_iteration=self.iteration, total_iterations=config.train.iterations,
                               tensorboard=config.log.tensorboard, progress=config.log.progress)
         try:
-            self._loop(module, optimizers, schedulers, batches, val_set, monitor)
+            self._loop(module, optimizers, schedulers, batches, val_sets, monitor)
         finally:
             if monitor is not None:
                 monitor.close()
@@ -448,7 +487,7 @@ class Trainer:
         export_model(checkpoint, export_path, ema=ema)
         logger.info("done: %d iterations; generator written to %s", self.iteration, export_path)
 
-    def _loop(self, module: SRModule, optimizers: dict, schedulers: dict, batches, val_set, monitor) -> None:
+    def _loop(self, module: SRModule, optimizers: dict, schedulers: dict, batches, val_sets, monitor) -> None:
         config = self.config
         module.train()
         warmup_end = config.train.pixel_warmup_iterations if module.discriminator is not None else 0
@@ -469,7 +508,7 @@ class Trainer:
                     scheduler.step()
             last = self.iteration == config.train.iterations
             log_now = self.iteration % config.log.every == 0 or last
-            validate_now = val_set is not None and (self.iteration % config.log.val_every == 0 or last)
+            validate_now = bool(val_sets) and (self.iteration % config.log.val_every == 0 or last)
             periodic = self.iteration % config.checkpoint.every == 0 or last
             if log_now or validate_now or periodic:
                 self._read_back_losses()
@@ -481,7 +520,7 @@ class Trainer:
                     monitor.log_train(self.iteration, values)
             improved = False
             if validate_now and self.is_main:
-                scores = self.validate(module, val_set)
+                scores = self.validate(module, val_sets)
                 improved = scores["psnr"] > self.best_psnr
                 self.best_psnr = max(self.best_psnr, scores["psnr"])
                 monitor.log_validation(self.iteration, scores)
