@@ -132,7 +132,7 @@ def engine_builder(runtime: str) -> Callable[..., Runner]:
         from srgan.inference import Upscaler
 
         try:
-            upscaler = Upscaler(private_copy(loaded), device="cpu", runtime=runtime)
+            upscaler = Upscaler(private_copy(loaded), device="cpu", runtime=runtime, tile=options.tile)
         except SrganError as error:  # a runtime that cannot take this model here
             raise PathUnavailable(str(error)) from None
         build.runtime = upscaler.runtime
@@ -386,6 +386,7 @@ def peak_rss_of(loaded, path: str, options) -> float | None:
     key = next(key for key, name in MODELS.items() if name == loaded.name)
     command = [sys.executable, __file__, "--models", key, "--paths", path, "--threads", str(options.threads)]
     command += ["--cache-dir", str(options.cache_dir), "--rss-child", options.current_input]
+    command += ["--tile", str(options.tile)] if options.tile is not None else []
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
     if finished.returncode != 0:
         print(f"  peak RSS of {path} failed: {finished.stderr.strip()[-300:]}", file=sys.stderr)
@@ -484,8 +485,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--photo-models",
         nargs="+",
         choices=sorted(MODELS),
-        default=["anime", "compact", "srresnet"],
+        default=["anime", "compact"],
         help="models the photo goes through (RRDBNet takes minutes per megapixel and path)",
+    )
+    parser.add_argument(
+        "--tile", type=int, metavar="PIXELS", help="the engine paths' tile side (default: the engine's own)"
     )
     parser.add_argument("--memory", action="store_true", help="also measure each path's peak RSS (fresh process)")
     parser.add_argument("--threads", type=int, default=2, help="threads for torch, ONNX Runtime, OpenVINO and ncnn")
