@@ -64,7 +64,7 @@ def test_runtime_matches_pytorch_through_the_engine(preset, runtime):
 
 
 def fake_model(arch: str, ncnn_files=None):
-    return SimpleNamespace(name=f"fake-{arch}", arch=arch, ncnn_files=ncnn_files)
+    return SimpleNamespace(name=f"fake-{arch}", arch=arch, ncnn_files=ncnn_files, module=torch.nn.Conv2d(3, 3, 1))
 
 
 def test_auto_takes_the_first_installed_runtime_of_the_measured_order(monkeypatch):
@@ -106,6 +106,13 @@ def test_a_named_runtime_that_cannot_run_is_refused_with_the_reason(monkeypatch)
     with pytest.raises(SrganError, match="runtime 'onnx': must be one of auto, torch"):
         choose_runtime("onnx", fake_model("rrdbnet"), "cpu")
     assert choose_runtime("torch", fake_model("rrdbnet"), "cpu").runtime == "torch"
+
+
+def test_a_module_without_weights_stays_where_it_is(monkeypatch):
+    monkeypatch.setattr(runtimes, "find_spec", lambda name: object())
+    already_converted = SimpleNamespace(name="onnx-model", arch="rrdbnet", ncnn_files=None, module=torch.nn.Identity())
+    choice = choose_runtime("auto", already_converted, "cpu")
+    assert choice.runtime == "torch" and "onnx-model has no PyTorch weights to hand over" in choice.reason
 
 
 def test_auto_falls_back_to_pytorch_when_the_chosen_runtime_fails(monkeypatch):

@@ -69,8 +69,8 @@ def runtime_obstacle(runtime: str, model, device_type: str) -> str | None:
         return f"it runs on the CPU only, not on {device_type}"
     if runtime == "ncnn" and model.ncnn_files is None:
         return f"{model.name} was not loaded from ncnn files"
-    if model.arch == "bicubic":
-        return "bicubic has no network to hand over"
+    if next(model.module.parameters(), None) is None:  # bicubic, or a module of one of these runtimes
+        return f"{model.name} has no PyTorch weights to hand over"
     missing = [name for name in REQUIRED_PACKAGES[runtime] if find_spec(name) is None]
     if missing:
         return f"{', '.join(missing)} not installed ({INSTALL_HINTS[runtime]})"
