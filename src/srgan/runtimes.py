@@ -39,16 +39,18 @@ class Measured:
     evidence: str
 
 
-_BENCH = "benchmarks/cpu_inference.py, 2 threads, Intel Xeon (AVX-512, AMX) 2 vCPUs, 2026-12-03"
+_BENCH = "benchmarks/cpu_inference.py, CPU seconds, 2 threads, Intel Xeon AVX-512 2 vCPUs, 2026-12-03, shared machine"
 CPU_CHOICES: dict[str, Measured] = {
     "rrdbnet": Measured(
         ("openvino", "torch"),
-        f"RealESRGAN x4plus, 64x64: OpenVINO 1.19 CPU-s, PyTorch channels_last 1.52, ncnn 1.54 ({_BENCH}); "
-        "ncnn is left out: no faster than PyTorch and about 3x its peak memory (issue 14)",
+        "RealESRGAN x4plus 64x64: OpenVINO 1.33, ncnn 1.50, PyTorch channels_last 1.61, ONNX Runtime 1.58; "
+        f"peak RSS 620, 824, 424, 579 MiB ({_BENCH}). ncnn is left out: no faster than PyTorch and the "
+        "heaviest",
     ),
     "srvgg_compact": Measured(
         ("openvino", "torch"),
-        f"realesr-animevideov3, 256x256: OpenVINO 0.57 CPU-s, PyTorch channels_last 0.67, ncnn 0.73 ({_BENCH})",
+        "realesr-animevideov3 256x256: OpenVINO 0.62, PyTorch channels_last 0.72, ncnn 1.01, ONNX Runtime 1.00; "
+        f"compact-psnr-x4, a 1-megapixel photo through the engine: OpenVINO 13.5, PyTorch 21.2 ({_BENCH})",
     ),
 }
 
