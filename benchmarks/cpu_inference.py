@@ -31,7 +31,8 @@ order, so a burst of load on a shared machine hits all of them alike. The table 
 spread (min to max) and the CPU seconds of the process; "max diff" is the largest absolute difference
 from the eager output after clamping to [0, 1] (a wrong fast path shows up here: anything above 1/255
 is flagged). `--photo` also runs a photo, resized to about one megapixel, through the tiled engine
-paths. `--memory` measures each path's peak RSS in a fresh process (model, path and one run).
+paths. `--memory` measures each path's peak RSS in a fresh process (model, path and one run; not for
+`compile`, whose build would dominate).
 
     python benchmarks/cpu_inference.py
     python benchmarks/cpu_inference.py --models rrdbnet anime compact srresnet --sizes 64 256 --repeats 7 \
@@ -376,7 +377,8 @@ def measure(loaded, label: str, example: torch.Tensor, paths: list[str], options
             load_average=loads,
         )
     if options.memory:
-        for path in runners:
+        # not torch.compile: a fresh process would rebuild it for minutes, and the compiler's own peak hides the run's
+        for path in (path for path in runners if path != "compile"):
             rows[path]["peak_rss_mb"] = peak_rss_of(loaded, path, options)
     return [rows[path] for path in paths]
 
