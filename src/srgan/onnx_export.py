@@ -169,7 +169,7 @@ def cached_onnx_file(loaded_model, cache_dir: str | os.PathLike | None = None) -
     if not onnx_path.is_file():
         warnings.warn(
             f"exporting {loaded_model.name} to ONNX, once for these weights (seconds for small models, "
-            f"minutes for RRDBNet); kept in {folder}",
+            f"minutes for RRDBNet; runtime torch needs no export); kept in {folder}",
             UserWarning,
             stacklevel=2,
         )
