@@ -39,18 +39,18 @@ class Measured:
     evidence: str
 
 
-_BENCH = "benchmarks/cpu_inference.py, CPU seconds, 2 threads, Intel Xeon AVX-512 2 vCPUs, 2026-12-03, shared machine"
+_BENCH = "benchmarks/cpu_inference.py, 2 threads, idle Intel Xeon AVX-512 2 vCPUs, 2026-12-03"
 CPU_CHOICES: dict[str, Measured] = {
     "rrdbnet": Measured(
         ("openvino", "torch"),
-        "RealESRGAN x4plus 64x64: OpenVINO 1.33, ncnn 1.50, PyTorch channels_last 1.61, ONNX Runtime 1.58; "
-        f"peak RSS 620, 824, 424, 579 MiB ({_BENCH}). ncnn is left out: no faster than PyTorch and the "
-        "heaviest",
+        "RealESRGAN x4plus 64x64, median s: engine on OpenVINO 0.483, on PyTorch 0.593, on ncnn 0.713, "
+        f"ncnn alone 0.743 ({_BENCH}); 256x256 peak RSS: OpenVINO 1173 MiB, PyTorch 978, ncnn 3759, "
+        "so ncnn is left out",
     ),
     "srvgg_compact": Measured(
         ("openvino", "torch"),
-        "realesr-animevideov3 256x256: OpenVINO 0.62, PyTorch channels_last 0.72, ncnn 1.01, ONNX Runtime 1.00; "
-        f"compact-psnr-x4, a 1-megapixel photo through the engine: OpenVINO 13.5, PyTorch 21.2 ({_BENCH})",
+        "realesr-animevideov3 256x256, median s: engine on OpenVINO 0.290, on PyTorch 0.316, on ncnn 0.435; "
+        f"compact-psnr-x4, 1-megapixel photo: engine on OpenVINO 6.04, on PyTorch 10.53 ({_BENCH})",
     ),
 }
 
