@@ -237,7 +237,7 @@ LAYERS = {
     "archs": 1, "metrics": 1, "imageio": 1,
     "modelfiles": 2, "losses": 2, "data": 2, "downloads": 3, "catalogue": 3, "quality": 3,
     "models": 4, "ncnn_runtime": 4,
-    "inference": 5, "onnx_export": 5, "evaluate": 6, "train": 6, "video": 6, "batch": 6,
+    "inference": 5, "onnx_export": 5, "openvino_runtime": 5, "runtimes": 5, "evaluate": 6, "train": 6, "video": 6, "batch": 6,
     "serve": 7, "cli": 8, "__init__": 9, "__main__": 9,
 }
 

@@ -1,4 +1,4 @@
-"""The engine's ncnn runtime: same output as PyTorch, chosen only where it applies, opt-out honoured."""
+"""The engine's ncnn runtime: same output as PyTorch, used only where it applies and when asked for."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_pretrained_model_records_its_ncnn_files(model):
 )
 def test_ncnn_runtime_matches_torch_runtime(model, size, tile):
     image = torch.rand(*size, generator=torch.Generator().manual_seed(0))
-    with_ncnn = Upscaler(model, device="cpu", tile=tile, tile_overlap=4, runtime="auto")
+    with_ncnn = Upscaler(model, device="cpu", tile=tile, tile_overlap=4, runtime="ncnn")
     with_torch = Upscaler(model, device="cpu", tile=tile, tile_overlap=4, runtime="torch")
 
     assert isinstance(with_ncnn.module, NcnnModule) and with_ncnn.runtime == "ncnn"
@@ -46,18 +46,17 @@ def test_ncnn_runtime_matches_torch_runtime(model, size, tile):
     assert float((actual - expected).abs().max()) <= 1e-4
 
 
-def test_ncnn_runtime_is_not_used_without_ncnn_files(model):
+def test_ncnn_runtime_is_refused_without_ncnn_files(model):
     from dataclasses import replace
 
     plain = replace(model, ncnn_files=None)
-    assert Upscaler(plain, device="cpu").runtime == "torch"
     with pytest.raises(SrganError, match="not loaded from ncnn files"):
         Upscaler(plain, device="cpu", runtime="ncnn")
 
 
 def test_ncnn_runtime_leaves_the_pytorch_module_alone():
     fresh = load_model(MODEL)  # the shared fixture has been through the torch runtime already
-    Upscaler(fresh, device="cpu")
+    Upscaler(fresh, device="cpu", runtime="ncnn")
     first_conv_weight = next(fresh.module.parameters())
     # still the plain PyTorch network that training and export need, not converted to channels_last
     assert first_conv_weight.dim() == 4 and first_conv_weight.is_contiguous()

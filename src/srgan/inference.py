@@ -60,9 +60,6 @@ ALPHA_FLOOR = 1.0 / 512
 # How alpha is upscaled next to the colour (models with 4 channels take RGBA themselves).
 ALPHA_MODES = ("bicubic", "model")
 
-# Who runs the network on a CPU: "auto" takes ncnn for models converted from ncnn files when the
-# ncnn package is installed (faster there, same output within float32 rounding), else PyTorch.
-RUNTIMES = ("auto", "torch", "ncnn")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 ProgressCallback = Callable[[int, int], None]
@@ -169,10 +166,10 @@ class Upscaler:
     the tile is halved and the image retried; the smaller tile is kept for later images.
     `tile_overlap`: context pixels on each inner tile side (default `DEFAULT_TILE_OVERLAP`).
     `batch_tiles`: tiles sent to the device together. The model's module is moved to `device`.
-    `runtime`: "auto" runs a model that came from ncnn files (`LoadedModel.ncnn_files`) in ncnn's
-    CPU runtime (fp32) when on CPU with `ncnn` installed, anything else in PyTorch; "torch" always
-    uses PyTorch; "ncnn" insists on ncnn (SrganError saying why when it cannot). `self.runtime`
-    records the choice.
+    `runtime`: who runs the network (`srgan.runtimes.RUNTIMES`): "auto" takes, on a CPU, the runtime
+    measured fastest for the architecture among those installed (`srgan.runtimes.CPU_CHOICES`),
+    PyTorch elsewhere; a named one is used or refused (SrganError saying why). All compute in fp32.
+    `self.runtime` records the choice and `self.runtime_reason` why it was made.
     """
 
     def __init__(
@@ -186,8 +183,8 @@ class Upscaler:
         batch_tiles: int = 1,
         runtime: str = "auto",
     ):
-        if runtime not in RUNTIMES:
-            raise SrganError(f"runtime {runtime!r}: must be one of {', '.join(RUNTIMES)}")
+        from srgan.runtimes import choose_runtime, runtime_module
+
         if tile is not None and tile < 0:
             raise SrganError(f"tile {tile}: must be 0 (no tiling) or a positive number of pixels")
         if tile_overlap is not None and tile_overlap < 0:
@@ -200,12 +197,20 @@ class Upscaler:
         self.tile = tile
         self.tile_overlap = DEFAULT_TILE_OVERLAP if tile_overlap is None else tile_overlap
         self.batch_tiles = batch_tiles
-        self.runtime = self._select_runtime(runtime)
-        if self.runtime == "ncnn":
-            from srgan.ncnn_runtime import NcnnModule
-
-            self.memory_format = torch.contiguous_format  # ncnn reads plain NCHW arrays
-            self.module = NcnnModule(*model.ncnn_files)
+        choice = choose_runtime(runtime, model, self.device.type)
+        self.runtime, self.runtime_reason = choice.runtime, choice.reason
+        if self.runtime != "torch":
+            try:
+                self.module = runtime_module(self.runtime, model)
+            except Exception as error:  # noqa: BLE001 - an exporter or runtime failure of any kind
+                if runtime != "auto":
+                    raise
+                # auto only ever gains speed from another runtime: PyTorch still computes the same output
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                warnings.warn(f"{self.runtime} could not take {model.name} ({message}); using PyTorch", stacklevel=2)
+                self.runtime, self.runtime_reason = "torch", f"auto: {self.runtime} failed: {message}"
+        if self.runtime != "torch":
+            self.memory_format = torch.contiguous_format  # the other runtimes read plain NCHW arrays
         else:
             # channels_last is measurably faster for these convolutions on CPU (SRResNet x4: ~1.4 s vs ~2.3 s)
             self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
@@ -215,28 +220,6 @@ class Upscaler:
     @property
     def scale(self) -> int:
         return self.model.scale
-
-    def _select_runtime(self, requested: str) -> str:
-        if requested == "torch":
-            return "torch"
-        obstacle = self._ncnn_obstacle()
-        if obstacle is None:
-            return "ncnn"
-        if requested == "ncnn":
-            raise SrganError(f"runtime ncnn: {obstacle}; use runtime auto or torch")
-        return "torch"
-
-    def _ncnn_obstacle(self) -> str | None:
-        """Why the ncnn runtime cannot run this model here, or None when it can."""
-        from srgan.ncnn_runtime import INSTALL_HINT, ncnn_available
-
-        if self.model.ncnn_files is None:
-            return f"{self.model.name} was not loaded from ncnn files"
-        if self.device.type != "cpu":
-            return f"it runs on the CPU only, not on {self.device}"
-        if not ncnn_available():
-            return f"the ncnn package is not installed ({INSTALL_HINT})"
-        return None
 
     def upscale_tensor(self, x: torch.Tensor, progress: ProgressCallback | None = None) -> torch.Tensor:
         """(N, C, H, W) float in [0, 1] on the CPU -> (N, C_out, H*scale, W*scale) on the CPU, clamped.

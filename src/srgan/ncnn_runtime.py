@@ -1,17 +1,15 @@
 """Run an ncnn `.param`/`.bin` pair in PyPI's `ncnn` CPU runtime, called like a PyTorch module.
 
-The pretrained generators are converted from ncnn files (`srgan.modelfiles.ncnn.convert_ncnn`); on a CPU,
-ncnn's own kernels (Winograd 3x3 convolutions) run those same files faster than PyTorch's oneDNN
-does (docs/PERFORMANCE.md, run C). `srgan.inference.Upscaler` therefore drives an `NcnnModule`
-in place of the converted network on CPU when the `ncnn` package is installed; tiling and blending
-stay the engine's. Arithmetic and storage are fp32, so the output matches the PyTorch network to
+The pretrained generators are converted from ncnn files (`srgan.modelfiles.ncnn.convert_ncnn`);
+`srgan.inference.Upscaler(runtime="ncnn")` drives an `NcnnModule` on those same files in place of
+the converted network; tiling and blending stay the engine's. `runtime="auto"` does not pick it
+(`srgan.runtimes`: measured no faster than PyTorch on a CPU, and heavier in memory). Arithmetic and storage are fp32, so the output matches the PyTorch network to
 float32 rounding.
 """
 
 from __future__ import annotations
 
 import os
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +30,6 @@ REDUCED_PRECISION_OPTIONS = (
     "use_vulkan_compute",
 )
 INSTALL_HINT = "pip install ncnn"
-
-
-def ncnn_available() -> bool:
-    """Whether the `ncnn` package can be imported (checked without importing it)."""
-    return find_spec("ncnn") is not None
 
 
 def blob_names(param_path: str | os.PathLike) -> tuple[str, str]:

@@ -6,8 +6,8 @@ scale and channel counts in its `srgan.*` metadata). Model files and any other m
 through `srgan.modelfiles.write(path.onnx, ...)` (`srgan export`, `srgan interpolate`).
 
 `onnxruntime_model` turns a loaded model into one whose module runs the exported file in ONNX
-Runtime (exported once, cached by weights), which `srgan.inference.Upscaler` drives unchanged;
-docs/PERFORMANCE.md has the CPU measurements behind it.
+Runtime (exported once, cached by weights: `cached_onnx_file`), which `srgan.inference.Upscaler`
+drives unchanged (`srgan.runtimes` picks it or OpenVINO by measurement).
 
 Needs the `onnx` extra (onnx, onnxruntime, plus onnxscript for torch's exporter).
 """
@@ -56,9 +56,11 @@ class OnnxRuntimeModule(nn.Module):
     (N, C, H, W) float CPU tensor in, float32 CPU tensor out. It has no parameters, so `.to()` and
     `.eval()` are no-ops and `Upscaler` treats it as any CPU module. `threads`: ONNX Runtime's
     intra-op threads (default: torch's current thread count, so one setting governs both).
+    `spinning`: let idle pool threads spin (ONNX Runtime's default); off, they sleep, which was 1.6x
+    faster for RRDBNet x4 on 2 cores shared with other work (docs/PERFORMANCE.md).
     """
 
-    def __init__(self, onnx_path: str | os.PathLike, *, threads: int | None = None):
+    def __init__(self, onnx_path: str | os.PathLike, *, threads: int | None = None, spinning: bool = False):
         super().__init__()
         try:
             import onnxruntime
@@ -68,6 +70,7 @@ class OnnxRuntimeModule(nn.Module):
         settings.intra_op_num_threads = threads or torch.get_num_threads()
         settings.inter_op_num_threads = 1
         settings.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        settings.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         self.session = onnxruntime.InferenceSession(os.fspath(onnx_path), settings, providers=["CPUExecutionProvider"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,19 +78,30 @@ class OnnxRuntimeModule(nn.Module):
         return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0])
 
 
-def onnxruntime_model(loaded_model, *, threads: int | None = None, cache_dir: str | os.PathLike | None = None):
-    """`loaded_model` with its module replaced by an `OnnxRuntimeModule` (CPU only).
+def cached_onnx_file(loaded_model, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The dynamic-shape export of `loaded_model`, written on first use and reused afterwards.
 
-    The dynamic-shape export is written once under `cache_dir` (default: `<srgan cache>/onnx`), named
-    by a digest of the weights and the exporter version, and reused afterwards: exporting a 23-block
-    RRDBNet takes minutes, loading the file a second.
+    Kept under `cache_dir` (default: `<srgan cache>/onnx`), named by a digest of the weights and the
+    exporter version: exporting a 23-block RRDBNet takes minutes, loading the file a second.
     """
     from srgan.downloads import cache_dir as srgan_cache_dir
 
     folder = Path(cache_dir) if cache_dir is not None else srgan_cache_dir() / "onnx"
     onnx_path = folder / f"{loaded_model.name}-{_weights_digest(loaded_model)}.onnx"
     if not onnx_path.is_file():
+        warnings.warn(
+            f"exporting {loaded_model.name} to ONNX, once for these weights (seconds for small models, "
+            f"minutes for RRDBNet; runtime torch needs no export); kept in {folder}",
+            UserWarning,
+            stacklevel=2,
+        )
         export_onnx(loaded_model, onnx_path)
+    return onnx_path
+
+
+def onnxruntime_model(loaded_model, *, threads: int | None = None, cache_dir: str | os.PathLike | None = None):
+    """`loaded_model` with its module replaced by an `OnnxRuntimeModule` (CPU) on its cached export."""
+    onnx_path = cached_onnx_file(loaded_model, cache_dir)
     return dataclasses.replace(loaded_model, module=OnnxRuntimeModule(onnx_path, threads=threads))
 
 

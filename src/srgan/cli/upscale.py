@@ -14,6 +14,7 @@ def register(subparsers) -> None:
     from srgan.batch import FORMAT_EXTENSIONS
     from srgan.inference import ALPHA_MODES
     from srgan.progress import PROGRESS_MODES
+    from srgan.runtimes import RUNTIMES
 
     parser = subparsers.add_parser(
         "upscale",
@@ -60,11 +61,14 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=("auto", "torch", "ncnn"),
+        choices=RUNTIMES,
         default="auto",
-        help="who runs the network: auto uses ncnn on CPU for the pretrained models (converted from ncnn "
-        "files; faster there, same output) when the ncnn package is installed, PyTorch otherwise; "
-        "torch always uses PyTorch (default: %(default)s)",
+        help="who runs the network, all in fp32 (same output): auto takes on a CPU the runtime measured "
+        "fastest for the model's architecture among those installed (OpenVINO for RRDBNet and "
+        "SRVGGNetCompact), PyTorch otherwise; the summary line says which ran (default: %(default)s)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="say which runtime runs the network, and why"
     )
     parser.add_argument(
         "--tile", type=int, metavar="PIXELS", help="tile side in input pixels (default: automatic; 0: no tiling)"
@@ -166,6 +170,8 @@ def _upscale(args: argparse.Namespace, processes) -> int:
             batch_tiles=args.batch_tiles,
             runtime=args.runtime,
         )
+        if args.verbose and main_process:
+            progress.write(f"srgan: runtime {upscaler.runtime} on {upscaler.device} ({upscaler.runtime_reason})")
         try:
             result = batch.run_batch(
                 jobs,
@@ -187,7 +193,7 @@ def _upscale(args: argparse.Namespace, processes) -> int:
     if main_process:
         label = batch.scale_label(model.scale, args.outscale)
         where = f" on {processes.world_size} processes" if processes.world_size > 1 else ""
-        print(result.summary(f"{model.name} x{label}{where}"))
+        print(result.summary(f"{model.name} x{label} ({upscaler.runtime} on {upscaler.device}){where}"))
     return 0 if result.ok else 1
 
 

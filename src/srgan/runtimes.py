@@ -1,0 +1,117 @@
+"""Who runs the network: PyTorch, OpenVINO, ONNX Runtime or ncnn, chosen by measurement.
+
+Every runtime here computes in fp32, so they all give the same output to float32 rounding (the tests
+check each against PyTorch); they differ in speed and memory. On a GPU, PyTorch always runs the
+network. On a CPU, `runtime="auto"` takes the first runtime of `CPU_CHOICES[arch].order` that can run
+the model here (package installed, ncnn files present for ncnn), else PyTorch; each entry records the
+measurement that ordered it (benchmarks/cpu_inference.py, docs/PERFORMANCE.md). OpenVINO and ONNX
+Runtime run the model's ONNX export (`srgan.onnx_export.cached_onnx_file`), written once per set of
+weights: seconds for SRVGGNetCompact, about three minutes for a 23-block RRDBNet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.util import find_spec
+
+from srgan import ncnn_runtime, onnx_export, openvino_runtime
+from srgan.errors import SrganError
+
+RUNTIMES = ("auto", "torch", "openvino", "onnxruntime", "ncnn")
+# what each optional runtime needs importable (the ONNX ones also export the model once)
+REQUIRED_PACKAGES = {
+    "openvino": ("openvino", "onnx", "onnxscript"),
+    "onnxruntime": ("onnxruntime", "onnx", "onnxscript"),
+    "ncnn": ("ncnn",),
+}
+INSTALL_HINTS = {
+    "openvino": openvino_runtime.INSTALL_HINT,
+    "onnxruntime": onnx_export.INSTALL_HINT,
+    "ncnn": ncnn_runtime.INSTALL_HINT,
+}
+
+
+@dataclass(frozen=True)
+class Measured:
+    """CPU runtimes for one architecture, fastest first, and the measurement that ordered them."""
+
+    order: tuple[str, ...]
+    evidence: str
+
+
+_BENCH = "benchmarks/cpu_inference.py, 2 threads, idle Intel Xeon AVX-512 2 vCPUs, 2026-12-03"
+CPU_CHOICES: dict[str, Measured] = {
+    "rrdbnet": Measured(
+        ("openvino", "torch"),
+        "RealESRGAN x4plus 64x64, median s: engine on OpenVINO 0.483, on PyTorch 0.593, on ncnn 0.713, "
+        f"ncnn alone 0.743 ({_BENCH}); 256x256 peak RSS: OpenVINO 1173 MiB, PyTorch 978, ncnn 3759, "
+        "so ncnn is left out",
+    ),
+    "srvgg_compact": Measured(
+        ("openvino", "torch"),
+        "realesr-animevideov3 256x256, median s: engine on OpenVINO 0.290, on PyTorch 0.316, on ncnn 0.435; "
+        f"compact-psnr-x4, 1-megapixel photo: engine on OpenVINO 6.04, on PyTorch 10.53 ({_BENCH})",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """The runtime that will run the network, and why (for `--verbose`)."""
+
+    runtime: str
+    reason: str
+
+
+def runtime_obstacle(runtime: str, model, device_type: str) -> str | None:
+    """Why `runtime` cannot run `model` (a LoadedModel) on a `device_type` device, or None when it can."""
+    if runtime == "torch":
+        return None
+    if device_type != "cpu":
+        return f"it runs on the CPU only, not on {device_type}"
+    if runtime == "ncnn" and model.ncnn_files is None:
+        return f"{model.name} was not loaded from ncnn files"
+    if next(model.module.parameters(), None) is None:  # bicubic, or a module of one of these runtimes
+        return f"{model.name} has no PyTorch weights to hand over"
+    missing = [name for name in REQUIRED_PACKAGES[runtime] if find_spec(name) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed ({INSTALL_HINTS[runtime]})"
+    return None
+
+
+def choose_runtime(requested: str, model, device_type: str) -> RuntimeChoice:
+    """The runtime for `requested` ("auto" or one of `RUNTIMES`); SrganError when a named one cannot run."""
+    if requested not in RUNTIMES:
+        raise SrganError(f"runtime {requested!r}: must be one of {', '.join(RUNTIMES)}")
+    if requested != "auto":
+        obstacle = runtime_obstacle(requested, model, device_type)
+        if obstacle is not None:
+            raise SrganError(f"runtime {requested}: {obstacle}; use runtime auto or torch")
+        return RuntimeChoice(requested, "asked for")
+    if device_type != "cpu":
+        return RuntimeChoice("torch", f"auto on {device_type}")
+    measured = CPU_CHOICES.get(model.arch)
+    if measured is None:
+        return RuntimeChoice("torch", f"auto: no CPU measurement for {model.arch}")
+    skipped = []
+    for runtime in measured.order:
+        obstacle = runtime_obstacle(runtime, model, device_type)
+        if obstacle is None:
+            passed = "".join(f"; {line}" for line in skipped)
+            return RuntimeChoice(runtime, f"auto, measured fastest available for {model.arch}: {measured.evidence}{passed}")
+        skipped.append(f"{runtime} skipped: {obstacle}")
+    return RuntimeChoice("torch", "auto: " + "; ".join(skipped))
+
+
+def runtime_module(runtime: str, model, *, threads: int | None = None, cache_dir=None):
+    """The module that runs `model` in `runtime` ("openvino", "onnxruntime" or "ncnn") on the CPU.
+
+    The ONNX runtimes export the model on first use (`srgan.onnx_export.cached_onnx_file`, under
+    `cache_dir`), which warns that it does so.
+    """
+    if runtime == "ncnn":
+        return ncnn_runtime.NcnnModule(*model.ncnn_files, threads=threads)
+    onnx_path = onnx_export.cached_onnx_file(model, cache_dir)
+    if runtime == "openvino":
+        return openvino_runtime.OpenVinoModule(onnx_path, threads=threads)
+    return onnx_export.OnnxRuntimeModule(onnx_path, threads=threads)
