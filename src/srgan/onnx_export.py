@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import torch
