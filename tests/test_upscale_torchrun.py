@@ -52,7 +52,7 @@ def test_two_processes_share_images_and_videos_and_report_one_total(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     summaries = [rank_log(tmp_path / "logs", rank, "stdout") for rank in (0, 1)]
     # one summary, from rank 0, counting the work of both (a file done twice would count twice)
-    total = f"upscaled {IMAGES} image(s) and 2 video(s) with bicubic x2 on 2 processes; 0 skipped, 0 failed\n"
+    total = f"upscaled {IMAGES} image(s) and 2 video(s) with bicubic x2 (torch on cpu) on 2 processes; 0 skipped, 0 failed\n"
     assert summaries == [total, ""]
     expected = {f"photo{index}_bicubic_x2.png" for index in range(IMAGES)}
     expected |= {"clip0_bicubic_x2.mp4", "clip1_bicubic_x2.mp4"}
@@ -68,6 +68,6 @@ def test_two_processes_share_images_and_videos_and_report_one_total(tmp_path):
     # run again: every output exists; both processes fail, and the total names all seven
     again = torchrun_upscale(tmp_path, tmp_path / "logs-again", str(inputs), *map(str, videos), "-o", str(out))
     assert again.returncode != 0
-    assert "upscaled 0 image(s) with bicubic x2 on 2 processes; 0 skipped, 7 failed" in rank_log(
+    assert "upscaled 0 image(s) with bicubic x2 (torch on cpu) on 2 processes; 0 skipped, 7 failed" in rank_log(
         tmp_path / "logs-again", 0, "stdout"
     )
