@@ -257,7 +257,7 @@ def test_cli_upscales_videos_beside_images_and_frames_folders(tmp_path, capsys):
     assert main(["upscale", str(tmp_path / "clip.mp4"), "-o", str(out), *bicubic]) == 1
     assert "clip_bicubic_x2.mp4 exists; pass --overwrite" in capsys.readouterr().err
     assert main(["upscale", str(tmp_path / "clip.mp4"), "-o", str(out), "--skip-existing", *bicubic]) == 0
-    assert "upscaled 0 image(s) with bicubic x2; 1 skipped, 0 failed" in capsys.readouterr().out
+    assert "upscaled 0 image(s) with bicubic x2 (torch on cpu); 1 skipped, 0 failed" in capsys.readouterr().out
 
     # stderr is no terminal here: the frames are logged, the last line when the video is done
     assert main(["upscale", str(tmp_path / "clip.mp4"), "-o", str(out), "--frames", *bicubic]) == 0
