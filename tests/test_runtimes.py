@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from srgan import runtimes
+from srgan.archs import rrdbnet
 from srgan.archs.registry import get_spec
 from srgan.cli import main
 from srgan.errors import SrganError
 from srgan.inference import Upscaler
 from srgan.models import LoadedModel
-from srgan.runtimes import CPU_CHOICES, RUNTIMES, choose_runtime, runtime_obstacle
+from srgan.runtimes import CPU_CHOICES, RUNTIMES, choose_runtime, runtime_module, runtime_obstacle
 
 # small enough to export in seconds, with the layers that matter: RRDBNet's dense block, pixel-unshuffle-free
 # x4 trunk with two nearest upsamplings; SRVGGNetCompact's PReLU body, pixel shuffle and nearest skip
@@ -61,6 +62,38 @@ def test_runtime_matches_pytorch_through_the_engine(preset, runtime):
         assert actual.shape == expected.shape == (2, 3, 80, 112)
         assert float(expected.std()) > 0.01  # a real picture, not a constant
         assert float((actual - expected).abs().max()) <= 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:exporting tiny")
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_rrdbnet_runtimes_run_the_trunk_and_leave_the_tail_to_pytorch_strips(runtime, monkeypatch):
+    """Exported whole, RRDBNet's x4 tail held two 64-feature tensors at 4x the window in the runtime
+    (OpenVINO at --tile 256 on a 3000x2000 photo: over 1.9 GiB); only the trunk may go there."""
+    model = tiny_model("rrdbnet_x4")
+    obstacle = runtime_obstacle(runtime, model, "cpu")
+    if obstacle is not None:
+        pytest.skip(f"{runtime}: {obstacle}")
+    monkeypatch.setattr(rrdbnet, "INFERENCE_STRIP_ROWS", 8)
+    strips = []
+    upsample_rows = rrdbnet.RRDBNet._upsample_rows
+
+    def counted(network, features, top):
+        strips.append(top)
+        return upsample_rows(network, features, top)
+
+    monkeypatch.setattr(rrdbnet.RRDBNet, "_upsample_rows", counted)
+    image = torch.rand(1, 3, 21, 28, generator=torch.Generator().manual_seed(2))
+
+    split = runtime_module(runtime, model)
+    with torch.inference_mode():
+        features = split.trunk(image)
+        assert features.shape == (1, 8, 21, 28)  # the runtime's output: trunk features at the input's size
+        assert float((features - model.module.trunk(image)).abs().max()) <= 1e-4
+        expected = model.module(image).clamp(0, 1)
+    strips.clear()
+    actual = Upscaler(model, device="cpu", tile=0, runtime=runtime).upscale_tensor(image)
+    assert strips == [0, 8, 16]  # the tail ran in PyTorch, strip by strip
+    assert float((actual - expected).abs().max()) <= 1e-4
 
 
 def fake_model(arch: str, ncnn_files=None):

@@ -461,7 +461,8 @@ def _tiled_image(upscaler, rgb, alpha, alpha_mode, emit, progress) -> int:
     else:
         planes, keep_hidden = [rgb], False
     forward = _image_forward(upscaler, alpha_mode, keep_hidden, with_alpha)
-    upscaler.run_tiled(torch.cat(planes)[None], forward, emit, progress)
+    image = planes[0] if len(planes) == 1 else torch.cat(planes)  # no copy of a plain RGB image
+    upscaler.run_tiled(image[None], forward, emit, progress)
     return 4 if (with_alpha or model_channels == 4) else 3
 
 

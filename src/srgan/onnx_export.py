@@ -79,16 +79,19 @@ class OnnxRuntimeModule(nn.Module):
         return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: pixels})[0])
 
 
-def cached_onnx_file(loaded_model, cache_dir: str | os.PathLike | None = None) -> Path:
+def cached_onnx_file(loaded_model, cache_dir: str | os.PathLike | None = None, *, trunk: bool = False) -> Path:
     """The dynamic-shape export of `loaded_model`, written on first use and reused afterwards.
 
     Kept under `cache_dir` (default: `<srgan cache>/onnx`), named by a digest of the weights and the
     exporter version: exporting a 23-block RRDBNet takes minutes, loading the file a second.
+    `trunk=True` exports only the network's `exportable_trunk()` (its features before the upsampling
+    tail, `srgan.part` "trunk" in the metadata), for a runtime whose caller runs the tail in PyTorch.
     """
     from srgan.downloads import cache_dir as srgan_cache_dir
 
     folder = Path(cache_dir) if cache_dir is not None else srgan_cache_dir() / "onnx"
-    onnx_path = folder / f"{loaded_model.name}-{_weights_digest(loaded_model)}.onnx"
+    part = "-trunk" if trunk else ""
+    onnx_path = folder / f"{loaded_model.name}{part}-{_weights_digest(loaded_model)}.onnx"
     if not onnx_path.is_file():
         warnings.warn(
             f"exporting {loaded_model.name} to ONNX, once for these weights (seconds for small models, "
@@ -96,8 +99,20 @@ def cached_onnx_file(loaded_model, cache_dir: str | os.PathLike | None = None) -
             UserWarning,
             stacklevel=2,
         )
-        export_onnx(loaded_model, onnx_path)
+        if trunk:
+            _export_trunk(loaded_model, onnx_path)
+        else:
+            export_onnx(loaded_model, onnx_path)
     return onnx_path
+
+
+def _export_trunk(loaded_model, path: Path) -> None:
+    module = loaded_model.module.exportable_trunk()
+    metadata = network_metadata(
+        loaded_model.name, loaded_model.arch, loaded_model.scale, loaded_model.in_channels, loaded_model.out_channels
+    )
+    metadata["srgan.part"] = "trunk"  # outputs the features the PyTorch upsampling tail starts from
+    export_module(module, path, in_channels=loaded_model.in_channels, metadata=metadata)
 
 
 def onnxruntime_model(loaded_model, *, threads: int | None = None, cache_dir: str | os.PathLike | None = None):

@@ -128,20 +128,36 @@ class RRDBNet(nn.Module):
         read_channels_(self.conv_last, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.trunk(x), x.shape[-2:])
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The features the upsampling tail starts from: (N, num_features, H / f, W / f), f the unshuffle factor
+        (1 at x4), after `conv_first`, the RRDB chain and `conv_body` with its skip."""
         height, width = x.shape[-2:]
         factor = self.unshuffle_factor
         if factor > 1:
-            # edge-replicate to a multiple of the unshuffle factor; the extra rows/columns are cropped below
+            # edge-replicate to a multiple of the unshuffle factor; `upsample` crops the extra rows/columns
             x = F.pad(x, (0, -width % factor, 0, -height % factor), mode="replicate")
             x = F.pixel_unshuffle(x, factor)
         features = self.conv_first(x)
-        features = features + self.conv_body(self.body(features))
+        return features + self.conv_body(self.body(features))
+
+    def upsample(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The x4 tail: the output for the `trunk` features of an input of `size` (height, width) pixels.
+        At inference it runs in strips of trunk rows, so its memory is a strip's, not the input's."""
+        height, width = size
         rows = features.shape[-2]
         if _tracing() or torch.is_grad_enabled() or rows <= INFERENCE_STRIP_ROWS:
             out = self._upsample(features)
         else:
             out = torch.cat([self._upsample_rows(features, top) for top in range(0, rows, INFERENCE_STRIP_ROWS)], -2)
         return out[..., : height * self.scale, : width * self.scale]
+
+    def exportable_trunk(self) -> nn.Module:
+        """The trunk as a module of its own (same weights), for runtimes that run an export of it while
+        PyTorch runs `upsample`: exported whole, the tail's full-resolution tensors are the runtime's
+        (OpenVINO at --tile 256: 1.9 GiB and rising on a 3000x2000 photo)."""
+        return _Trunk(self)
 
     def _upsample(self, features: torch.Tensor) -> torch.Tensor:
         for conv_up in (self.conv_up1, self.conv_up2):
@@ -156,6 +172,17 @@ class RRDBNet(nn.Module):
         first = max(top - _STRIP_HALO_ROWS, 0)
         out = self._upsample(features[..., first : bottom + _STRIP_HALO_ROWS, :])
         return out[..., 4 * (top - first) : 4 * (bottom - first), :]
+
+
+class _Trunk(nn.Module):
+    """`RRDBNet.trunk` as a forward, for exporting (see `RRDBNet.exportable_trunk`)."""
+
+    def __init__(self, network: RRDBNet):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network.trunk(x)
 
 
 def _tracing() -> bool:
