@@ -341,6 +341,19 @@ def test_integer_assembly_equals_float_and_holds_only_the_result_and_a_band():
     assert peak < result_bytes + band_bytes + 1_000_000, peak
 
 
+def test_a_plain_rgb_image_is_tiled_from_its_own_storage(monkeypatch):
+    """The engine slices windows out of the caller's tensor; a copy of it cost 72 MB on a 3000x2000 photo."""
+    from srgan.inference import upscale_pixels
+
+    upscaler = Upscaler(load_model("bicubic", scale=2), tile=16)
+    tiled = []
+    run_tiled = upscaler.run_tiled
+    monkeypatch.setattr(upscaler, "run_tiled", lambda image, *rest: tiled.append(image) or run_tiled(image, *rest))
+    rgb = torch.rand(3, 20, 30)
+    assert upscale_pixels(upscaler, rgb).shape == (40, 60, 3)
+    assert tiled[0].shape == (1, 3, 20, 30) and tiled[0].data_ptr() == rgb.data_ptr()
+
+
 def test_result_memory_check_names_the_image_before_allocating():
     from srgan.inference import upscale_pixels
 
