@@ -38,6 +38,7 @@ CASES = {
     "default-torch": ["--runtime", "torch"],
     "x4plus-tile256": X4PLUS_TILE_256,
     "x4plus-tile256-torch": [*X4PLUS_TILE_256, "--runtime", "torch"],
+    "x4plus-tile256-openvino": [*X4PLUS_TILE_256, "--runtime", "openvino"],
     "bicubic": ["--model", "bicubic"],
 }
 DEFAULT_CASES = ("default", "x4plus-tile256")
