@@ -7,6 +7,8 @@ One run compares, at a fixed thread count (default 2), for each model and input:
   engine         srgan.inference.Upscaler on CPU with its defaults (what `srgan upscale` runs): the
                  runtime `srgan.runtimes` picks by measurement (the table prints which)
   engine_torch   the engine with runtime="torch" (PyTorch, channels_last)
+  engine_openvino  the engine with runtime="openvino" (RRDBNet: the trunk's export in OpenVINO, the x4
+                 tail in PyTorch's strips; other networks: the whole export)
   engine_ncnn    the engine with runtime="ncnn" (srgan.ncnn_runtime, fp32; models from ncnn files)
   channels_last  module and input in channels_last (NHWC) memory format
   jit_freeze     torch.jit.trace + freeze + optimize_for_inference (oneDNN weight prepacking, fusions)
@@ -66,10 +68,11 @@ from srgan.errors import SrganError
 
 DEFAULT_PATHS = ("eager", "engine", "channels_last", "onnxruntime", "openvino", "ncnn")
 ALL_PATHS = (
-    *DEFAULT_PATHS, "engine_torch", "engine_ncnn", "jit_freeze", "compile", "nnpack", "onnxruntime_spin"
+    *DEFAULT_PATHS,
+    *("engine_torch", "engine_openvino", "engine_ncnn", "jit_freeze", "compile", "nnpack", "onnxruntime_spin"),
 )
 # the paths that tile: the only ones a megapixel photo goes through (whole-image RRDBNet needs >10 GB)
-ENGINE_PATHS = ("engine", "engine_torch", "engine_ncnn")
+ENGINE_PATHS = ("engine", "engine_torch", "engine_openvino", "engine_ncnn")
 MODELS = {
     "srresnet": "srresnet_x4",
     "rrdbnet": "realesrgan-x4plus",
@@ -287,6 +290,7 @@ BUILDERS: dict[str, Callable[..., Runner]] = {
     "eager": build_eager,
     "engine": engine_builder("auto"),
     "engine_torch": engine_builder("torch"),
+    "engine_openvino": engine_builder("openvino"),
     "engine_ncnn": engine_builder("ncnn"),
     "channels_last": build_channels_last,
     "jit_freeze": build_jit_freeze,
