@@ -62,8 +62,11 @@ def test_two_processes_share_images_and_videos_and_report_one_total(tmp_path):
         assert sum(1 for _ in clip.decode(video=0)) == 4
     # each process did its own share: every other image from its rank, one video each
     errors = [rank_log(tmp_path / "logs", rank, "stderr") for rank in (0, 1)]
-    assert "srgan: 3/3 images" in errors[0] and "clip0.mp4 ->" in errors[0] and "clip1" not in errors[0]
-    assert "srgan: 2/2 images" in errors[1] and "clip1.mp4 ->" in errors[1] and "clip0" not in errors[1]
+    assert "srgan rank 0/2: 3/3 images" in errors[0] and "clip0.mp4 ->" in errors[0] and "clip1" not in errors[0]
+    assert "srgan rank 1/2: 2/2 images" in errors[1] and "clip1.mp4 ->" in errors[1] and "clip0" not in errors[1]
+    # every progress line says which process wrote it (torchrun without --redirects interleaves them)
+    assert "srgan rank 1/2: clip1.mp4 4/4 frames" in errors[1]
+    assert not [line for line in errors[1].splitlines() if line.startswith("srgan: ")]
 
     # run again: every output exists; both processes fail, and the total names all seven
     again = torchrun_upscale(tmp_path, tmp_path / "logs-again", str(inputs), *map(str, videos), "-o", str(out))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 # Seconds between log lines when the stream is not a terminal.
 LOG_INTERVAL_SECONDS = 5.0
 PROGRESS_MODES = ("auto", "bar", "log", "off")
+DEFAULT_LABEL = "srgan"
 
 
 def clock_text(seconds: float) -> str:
@@ -55,6 +56,7 @@ class BatchProgress:
 
     `mode`: "auto" (a bar when `stream` is a terminal, log lines otherwise), "bar", "log" or "off".
     Call `start_image(name, pixels)`, then `tiles(done, total)` as tiles finish, then `end_image()`.
+    `label` starts each line (`srgan rank 1/2` when several processes share a stream's reader).
     `clock` is injectable so tests need not wait.
     """
 
@@ -65,10 +67,12 @@ class BatchProgress:
         mode: str = "auto",
         stream=None,
         interval: float | None = None,
+        label: str = DEFAULT_LABEL,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.stream = sys.stderr if stream is None else stream
         self.mode = mode = _resolve_mode(mode, self.stream)
+        self.label = label
         self.total_images = total_images
         self.interval = LOG_INTERVAL_SECONDS if interval is None else interval
         self.clock = clock
@@ -82,7 +86,8 @@ class BatchProgress:
         if mode == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total_images, unit="image", file=self.stream, dynamic_ncols=True)
+            description = None if label == DEFAULT_LABEL else label
+            self._bar = tqdm(total=total_images, desc=description, unit="image", file=self.stream, dynamic_ncols=True)
 
     def start_image(self, name: str, pixels: int) -> None:
         self._current = (name, pixels, 0.0)
@@ -127,7 +132,7 @@ class BatchProgress:
         _, pixels, fraction = self._current
         done_pixels = self.pixels_done + pixels * fraction
         elapsed = self.clock() - self._started
-        line = f"srgan: {self.images_done}/{self.total_images} images"
+        line = f"{self.label}: {self.images_done}/{self.total_images} images"
         if self._current[0]:
             line += f", {self._current[0]} {fraction:.0%}"
         if done_pixels > 0 and elapsed > 0:
@@ -153,7 +158,7 @@ class BatchProgress:
 class FrameProgress:
     """The frames of one video: `update(step)` with each `srgan.video.VideoProgress`; a bar with the
     frame rate on a terminal, else `srgan: clip.mp4 40/250 frames, 3.1 fps, ETA 0:01:08` every
-    `interval` seconds and once at the end (`close`)."""
+    `interval` seconds and once at the end (`close`); `label` as `BatchProgress`'s."""
 
     def __init__(
         self,
@@ -162,11 +167,13 @@ class FrameProgress:
         mode: str = "auto",
         stream=None,
         interval: float | None = None,
+        label: str = DEFAULT_LABEL,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.stream = sys.stderr if stream is None else stream
         self.mode = _resolve_mode(mode, self.stream)
         self.name = name
+        self.label = label
         self.interval = LOG_INTERVAL_SECONDS if interval is None else interval
         self.clock = clock
         self._last_line = clock()
@@ -175,7 +182,8 @@ class FrameProgress:
         if self.mode == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(desc=name, unit="frame", file=self.stream, dynamic_ncols=True)
+            description = name if label == DEFAULT_LABEL else f"{label} {name}"
+            self._bar = tqdm(desc=description, unit="frame", file=self.stream, dynamic_ncols=True)
 
     def update(self, step) -> None:
         self._step = step
@@ -190,8 +198,8 @@ class FrameProgress:
     def status_line(self) -> str:
         step = self._step
         if step is None:
-            return f"srgan: {self.name} starting"
-        line = f"srgan: {self.name} {step.done}/{step.total if step.total is not None else '?'} frames"
+            return f"{self.label}: {self.name} starting"
+        line = f"{self.label}: {self.name} {step.done}/{step.total if step.total is not None else '?'} frames"
         line += f", {step.fps:.3g} fps"
         if step.eta_seconds is not None and step.done != step.total:
             line += f", ETA {clock_text(step.eta_seconds)}"

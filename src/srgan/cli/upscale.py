@@ -159,7 +159,9 @@ def _upscale(args: argparse.Namespace, processes) -> int:
 
         device = f"cuda:{processes.local_rank}" if torch.cuda.is_available() else "cpu"
 
-    progress = BatchProgress(len(jobs), mode=args.progress)
+    # under torchrun each process reports its own share; the label says whose lines these are
+    label = f"srgan rank {processes.rank}/{processes.world_size}" if processes.world_size > 1 else "srgan"
+    progress = BatchProgress(len(jobs), mode=args.progress, label=label)
     with _warnings_as_notes(progress):
         upscaler = Upscaler(
             model,
@@ -185,7 +187,7 @@ def _upscale(args: argparse.Namespace, processes) -> int:
             )
         finally:
             progress.close()
-        upscale_video.run_videos(video_jobs, upscaler, args, result, progress.write)
+        upscale_video.run_videos(video_jobs, upscaler, args, result, progress.write, label=label)
     if main_process:
         result.failed[:0] = problems
         result.skipped[:0] = [job.target for job in plan.skipped]

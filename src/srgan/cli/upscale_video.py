@@ -49,9 +49,12 @@ def take_videos(args: argparse.Namespace, suffix: str) -> list[tuple[Path, Path]
     return jobs
 
 
-def run_videos(jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace, result, say) -> None:
+def run_videos(
+    jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace, result, say, *, label: str = "srgan"
+) -> None:
     """Upscale each video job into `result` (a `srgan.batch.BatchResult`): written to `result.videos`, an
-    existing output kept to `skipped`, a failure (reported through `say`, not fatal) to `failed`."""
+    existing output kept to `skipped`, a failure (reported through `say`, not fatal) to `failed`.
+    `label` starts the progress lines."""
     from srgan.errors import SrganError
     from srgan.progress import FrameProgress
     from srgan.video import VideoOptions, upscale_video
@@ -68,7 +71,7 @@ def run_videos(jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace
                 result.failed.append(message)
                 say(f"srgan: error: {message}")
             continue
-        progress = FrameProgress(source.name, mode=args.progress)
+        progress = FrameProgress(source.name, mode=args.progress, label=label)
         try:
             video = upscale_video(upscaler, source, target, options=options, progress=progress.update)
         except SrganError as error:
