@@ -4,7 +4,9 @@ The photo is the shipped sample (`coffee.png`) resized to `--size` (default 3000
 photo) and saved as `--format` (default jpg); each case runs `python -m srgan upscale PHOTO -o OUT
 --progress log ...` as its own process, so its peak resident set (the kernel's `ru_maxrss` of that
 process, from `wait4`) includes everything: Python, torch, the model, the tiles in flight, the decoded
-input, the assembled result and the encoder. The machine and its load are recorded with the figures.
+input, the assembled result and the encoder. The JSON also keeps the resident set every 5 s
+(`rss_trace_mib`), which shows whether the peak falls among the tiles or at the encoder. The machine
+and its load are recorded with the figures.
 
     python benchmarks/upscale_memory.py                                    # default model, x4plus --tile 256
     python benchmarks/upscale_memory.py --cases default default-torch --format png
@@ -42,6 +44,7 @@ CASES = {
     "bicubic": ["--model", "bicubic"],
 }
 DEFAULT_CASES = ("default", "x4plus-tile256")
+TRACE_SECONDS = 5.0
 
 
 def make_photo(size: tuple[int, int], image_format: str, folder: Path) -> Path:
@@ -65,10 +68,16 @@ def run_case(name: str, photo: Path, folder: Path, timeout: float | None) -> dic
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     timed_out = False
     deadline = None if timeout is None else start + timeout
+    trace = []  # (seconds, resident MiB) every TRACE_SECONDS: where in the run the peak falls
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             break
+        elapsed = time.perf_counter() - start
+        if not trace or elapsed - trace[-1][0] >= TRACE_SECONDS:
+            resident = resident_mib(process.pid)
+            if resident is not None:
+                trace.append((round(elapsed, 1), resident))
         if deadline is not None and time.perf_counter() > deadline:
             process.send_signal(signal.SIGKILL)
             timed_out = True
@@ -87,7 +96,20 @@ def run_case(name: str, photo: Path, folder: Path, timeout: float | None) -> dic
         "timed_out": timed_out,
         "last_lines": lines[-3:],
         "load_average": [load_before, os.getloadavg()[0]],
+        "rss_trace_mib": trace,
     }
+
+
+def resident_mib(pid: int) -> float | None:
+    """The resident set of a running process in MiB (Linux /proc), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def markdown_table(rows: list[dict], limit_mib: float) -> str:
