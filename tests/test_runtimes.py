@@ -151,7 +151,9 @@ def test_a_named_runtime_that_cannot_run_is_refused_with_the_reason(monkeypatch)
 
 def test_a_module_without_weights_stays_where_it_is(monkeypatch):
     monkeypatch.setattr(runtimes, "find_spec", lambda name: object())
-    already_converted = SimpleNamespace(name="onnx-model", arch="srvgg_compact", ncnn_files=None, module=torch.nn.Identity())
+    already_converted = SimpleNamespace(
+        name="onnx-model", arch="srvgg_compact", ncnn_files=None, module=torch.nn.Identity()
+    )
     choice = choose_runtime("auto", already_converted, "cpu")
     assert choice.runtime == "torch" and "onnx-model has no PyTorch weights to hand over" in choice.reason
 

@@ -168,7 +168,8 @@ class Upscaler:
     `batch_tiles`: tiles sent to the device together. The model's module is moved to `device`.
     `runtime`: who runs the network (`srgan.runtimes.RUNTIMES`): "auto" takes, on a CPU, the runtime
     measured fastest for the architecture among those installed and within the memory budget
-    (`srgan.runtimes.CPU_CHOICES`), PyTorch elsewhere; a named one is used or refused (SrganError saying why). All compute in fp32.
+    (`srgan.runtimes.CPU_CHOICES`), PyTorch elsewhere; a named one is used or refused (SrganError
+    saying why). All compute in fp32.
     `self.runtime` records the choice and `self.runtime_reason` why it was made.
     """
 

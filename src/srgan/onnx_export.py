@@ -35,11 +35,13 @@ from srgan.modelfiles.onnx import (
 )
 
 
-def export_onnx(loaded_model, path: str | os.PathLike, **options) -> Path:
+def export_onnx(loaded_model, path: str | os.PathLike, *, trunk: bool = False, **options) -> Path:
     """Write `loaded_model` (a `srgan.models.LoadedModel`) to `path` as ONNX; returns the path.
 
     `options` are `srgan.modelfiles.onnx.export_module`'s: `opset`, `dynamic` (default True: batch,
     height and width free) and `input_size` (the one accepted (height, width) when not dynamic).
+    `trunk=True` writes only the network's `exportable_trunk()`: the features its upsampling tail starts
+    from (metadata `srgan.part` = "trunk"), for a runtime whose caller runs the tail in PyTorch.
     The module itself is not changed (a CPU fp32 copy is traced).
     """
     require_exporter()
@@ -48,7 +50,11 @@ def export_onnx(loaded_model, path: str | os.PathLike, **options) -> Path:
     metadata = network_metadata(
         loaded_model.name, loaded_model.arch, loaded_model.scale, loaded_model.in_channels, loaded_model.out_channels
     )
-    return export_module(loaded_model.module, path, in_channels=loaded_model.in_channels, metadata=metadata, **options)
+    module = loaded_model.module
+    if trunk:
+        module = module.exportable_trunk()
+        metadata["srgan.part"] = "trunk"
+    return export_module(module, path, in_channels=loaded_model.in_channels, metadata=metadata, **options)
 
 
 class OnnxRuntimeModule(nn.Module):
@@ -84,8 +90,7 @@ def cached_onnx_file(loaded_model, cache_dir: str | os.PathLike | None = None, *
 
     Kept under `cache_dir` (default: `<srgan cache>/onnx`), named by a digest of the weights and the
     exporter version: exporting a 23-block RRDBNet takes minutes, loading the file a second.
-    `trunk=True` exports only the network's `exportable_trunk()` (its features before the upsampling
-    tail, `srgan.part` "trunk" in the metadata), for a runtime whose caller runs the tail in PyTorch.
+    `trunk=True`: only the network's trunk (see `export_onnx`), kept as `<name>-trunk-<digest>.onnx`.
     """
     from srgan.downloads import cache_dir as srgan_cache_dir
 
@@ -99,20 +104,8 @@ def cached_onnx_file(loaded_model, cache_dir: str | os.PathLike | None = None, *
             UserWarning,
             stacklevel=2,
         )
-        if trunk:
-            _export_trunk(loaded_model, onnx_path)
-        else:
-            export_onnx(loaded_model, onnx_path)
+        export_onnx(loaded_model, onnx_path, trunk=trunk)
     return onnx_path
-
-
-def _export_trunk(loaded_model, path: Path) -> None:
-    module = loaded_model.module.exportable_trunk()
-    metadata = network_metadata(
-        loaded_model.name, loaded_model.arch, loaded_model.scale, loaded_model.in_channels, loaded_model.out_channels
-    )
-    metadata["srgan.part"] = "trunk"  # outputs the features the PyTorch upsampling tail starts from
-    export_module(module, path, in_channels=loaded_model.in_channels, metadata=metadata)
 
 
 def onnxruntime_model(loaded_model, *, threads: int | None = None, cache_dir: str | os.PathLike | None = None):

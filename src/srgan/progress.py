@@ -51,7 +51,32 @@ def progress_lines(iterable, *, total: int | None, description: str, stream=None
             print(f"{description}: {counted}, {rate:.3g}/s{eta}", file=stream, flush=True)
 
 
-class BatchProgress:
+class _ProgressOutput:
+    """What both progress kinds share: the stream, the resolved mode, the label and the log-line clock."""
+
+    def __init__(self, *, mode: str, stream, interval: float | None, label: str, clock: Callable[[], float]):
+        self.stream = sys.stderr if stream is None else stream
+        self.mode = _resolve_mode(mode, self.stream)
+        self.label = label
+        self.interval = LOG_INTERVAL_SECONDS if interval is None else interval
+        self.clock = clock
+        self._last_line = clock()
+        self._bar = None
+
+    def status_line(self) -> str:
+        raise NotImplementedError
+
+    def _log_if_due(self) -> None:
+        """In log mode, print the status line when `interval` seconds have passed since the last one."""
+        if self.mode != "log":
+            return
+        now = self.clock()
+        if now - self._last_line >= self.interval:
+            self._last_line = now
+            print(self.status_line(), file=self.stream, flush=True)
+
+
+class BatchProgress(_ProgressOutput):
     """Tracks images done, and the tiles of the one in progress, over a known number of images.
 
     `mode`: "auto" (a bar when `stream` is a terminal, log lines otherwise), "bar", "log" or "off".
@@ -70,20 +95,14 @@ class BatchProgress:
         label: str = DEFAULT_LABEL,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.stream = sys.stderr if stream is None else stream
-        self.mode = mode = _resolve_mode(mode, self.stream)
-        self.label = label
+        super().__init__(mode=mode, stream=stream, interval=interval, label=label, clock=clock)
         self.total_images = total_images
-        self.interval = LOG_INTERVAL_SECONDS if interval is None else interval
-        self.clock = clock
         self.images_done = 0
         self.pixels_done = 0  # input pixels of finished images
         self.pixels_seen = 0  # input pixels of images started so far (finished or not)
         self._current = ("", 0, 0.0)  # name, input pixels, fraction done
-        self._started = clock()
-        self._last_line = self._started
-        self._bar = None
-        if mode == "bar":
+        self._started = self._last_line
+        if self.mode == "bar":
             from tqdm import tqdm
 
             description = None if label == DEFAULT_LABEL else label
@@ -101,7 +120,7 @@ class BatchProgress:
         if self._bar is not None:
             self._bar.n = self.images_done + self._current[2]
             self._bar.refresh()
-        self._maybe_log()
+        self._log_if_due()
 
     def end_image(self) -> None:
         name, pixels, _ = self._current
@@ -111,7 +130,7 @@ class BatchProgress:
         if self._bar is not None:
             self._bar.n = self.images_done
             self._bar.refresh()
-        self._maybe_log()
+        self._log_if_due()
 
     def write(self, line: str) -> None:
         """Print a message line without breaking the bar."""
@@ -146,16 +165,7 @@ class BatchProgress:
                 line += f", ETA {clock_text(remaining / rate)}"
         return line
 
-    def _maybe_log(self) -> None:
-        if self.mode != "log":
-            return
-        now = self.clock()
-        if now - self._last_line >= self.interval:
-            self._last_line = now
-            print(self.status_line(), file=self.stream, flush=True)
-
-
-class FrameProgress:
+class FrameProgress(_ProgressOutput):
     """The frames of one video: `update(step)` with each `srgan.video.VideoProgress`; a bar with the
     frame rate on a terminal, else `srgan: clip.mp4 40/250 frames, 3.1 fps, ETA 0:01:08` every
     `interval` seconds and once at the end (`close`); `label` as `BatchProgress`'s."""
@@ -170,15 +180,9 @@ class FrameProgress:
         label: str = DEFAULT_LABEL,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.stream = sys.stderr if stream is None else stream
-        self.mode = _resolve_mode(mode, self.stream)
+        super().__init__(mode=mode, stream=stream, interval=interval, label=label, clock=clock)
         self.name = name
-        self.label = label
-        self.interval = LOG_INTERVAL_SECONDS if interval is None else interval
-        self.clock = clock
-        self._last_line = clock()
         self._step = None
-        self._bar = None
         if self.mode == "bar":
             from tqdm import tqdm
 
@@ -191,9 +195,8 @@ class FrameProgress:
             self._bar.total = step.total
             self._bar.n = step.done
             self._bar.set_postfix_str(f"{step.fps:.1f} fps", refresh=True)
-        elif self.mode == "log" and self.clock() - self._last_line >= self.interval:
-            self._last_line = self.clock()
-            print(self.status_line(), file=self.stream, flush=True)
+        else:
+            self._log_if_due()
 
     def status_line(self) -> str:
         step = self._step

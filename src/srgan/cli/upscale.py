@@ -131,7 +131,7 @@ def _upscale(args: argparse.Namespace, processes) -> int:
     from srgan import batch
     from srgan.inference import Upscaler
     from srgan.models import DEFAULT_MODEL, load_model
-    from srgan.progress import BatchProgress
+    from srgan.progress import DEFAULT_LABEL, BatchProgress
 
     model = load_model(args.model or DEFAULT_MODEL, scale=args.scale)
     existing = "overwrite" if args.overwrite else "skip" if args.skip_existing else "error"
@@ -160,7 +160,9 @@ def _upscale(args: argparse.Namespace, processes) -> int:
         device = f"cuda:{processes.local_rank}" if torch.cuda.is_available() else "cpu"
 
     # under torchrun each process reports its own share; the label says whose lines these are
-    label = f"srgan rank {processes.rank}/{processes.world_size}" if processes.world_size > 1 else "srgan"
+    label = DEFAULT_LABEL
+    if processes.world_size > 1:
+        label += f" rank {processes.rank}/{processes.world_size}"
     progress = BatchProgress(len(jobs), mode=args.progress, label=label)
     with _warnings_as_notes(progress):
         upscaler = Upscaler(

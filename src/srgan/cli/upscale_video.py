@@ -49,9 +49,7 @@ def take_videos(args: argparse.Namespace, suffix: str) -> list[tuple[Path, Path]
     return jobs
 
 
-def run_videos(
-    jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace, result, say, *, label: str = "srgan"
-) -> None:
+def run_videos(jobs: list[tuple[Path, Path]], upscaler, args: argparse.Namespace, result, say, *, label: str) -> None:
     """Upscale each video job into `result` (a `srgan.batch.BatchResult`): written to `result.videos`, an
     existing output kept to `skipped`, a failure (reported through `say`, not fatal) to `failed`.
     `label` starts the progress lines."""
